@@ -1,0 +1,71 @@
+"""Binary classification metrics in numpy (checked against scikit-learn in the tests).
+
+Shapes: y `[N]` in {0, 1}; scores `[N]` real (logits or probabilities; only order matters
+for the ROC); predictions `[N]` in {0, 1}.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y, s = np.asarray(y), np.asarray(s, dtype=np.float64)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError(f"labels {y.shape} and scores {s.shape} must be 1-D of equal length")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0 or 1")
+    if np.isnan(s).any():
+        raise ValueError("scores contain NaN")
+    return y.astype(int), s
+
+
+def auroc(y: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
+    y, s = _check(y, scores)
+    n1, n0 = y.sum(), (1 - y).sum()
+    if n1 == 0 or n0 == 0:
+        raise ValueError("AUROC needs both classes among the labels")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_s, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def roc_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False-positive rates, true-positive rates and thresholds (descending)."""
+    y, s = _check(y, scores)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.cumsum(y)[last]
+    fps = (last + 1) - tps
+    tpr = np.r_[0.0, tps / max(y.sum(), 1)]
+    fpr = np.r_[0.0, fps / max((1 - y).sum(), 1)]
+    return fpr, tpr, np.r_[np.inf, s[last]]
+
+
+def confusion(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """2x2 counts `[[TN, FP], [FN, TP]]` (rows: truth, columns: prediction)."""
+    y, p = _check(y, pred)
+    p = p.astype(int)
+    return np.array([[np.sum((y == t) & (p == q)) for q in (0, 1)] for t in (0, 1)])
+
+
+def classification_metrics(y: np.ndarray, logits: np.ndarray, *, threshold: float = 0.0) -> dict:
+    """Accuracy, balanced accuracy, MCC (at logit `threshold`) and AUROC."""
+    y, s = _check(y, logits)
+    (tn, fp), (fn, tp) = confusion(y, (s > threshold).astype(int))
+    tpr = tp / max(tp + fn, 1)
+    tnr = tn / max(tn + fp, 1)
+    denom = np.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+    return {
+        "accuracy": float((tp + tn) / len(y)),
+        "balanced_accuracy": float((tpr + tnr) / 2),
+        "mcc": float((tp * tn - fp * fn) / denom) if denom > 0 else 0.0,
+        "auroc": auroc(y, s),
+    }

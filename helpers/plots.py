@@ -1,0 +1,139 @@
+"""Shared figures (seaborn/matplotlib), so every chapter looks the same.
+
+Call `set_style()` once in a chapter; nothing here changes global state on import.
+Every function takes an optional `ax` and returns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+from helpers.metrics import confusion, roc_curve
+from helpers.sequences import AMINO_ACIDS
+
+POSITIVE_COLOR = "#c0392b"  # red: pushes towards "hemolytic"
+NEGATIVE_COLOR = "#2e86c1"  # blue: pushes towards "non-hemolytic"
+CLASS_PALETTE = {"non-hemolytic": NEGATIVE_COLOR, "hemolytic": POSITIVE_COLOR}
+
+
+def set_style() -> None:
+    """The course's figure style (call once per chapter)."""
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
+    plt.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight", "axes.titleweight": "bold"})
+
+
+def _ax(ax, figsize=(7, 3)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def signed_bars(
+    values: Sequence[float],
+    labels: Sequence[str],
+    *,
+    ax=None,
+    ylabel: str = "score",
+    title: str | None = None,
+):
+    """One bar per label (a residue, an amino acid), red if positive, blue if negative."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or len(values) != len(labels):
+        raise ValueError(f"{values.shape} values for {len(labels)} labels")
+    ax = _ax(ax, figsize=(max(4.0, 0.32 * len(values) + 1), 3))
+    colors = np.where(values >= 0, POSITIVE_COLOR, NEGATIVE_COLOR)
+    ax.bar(np.arange(len(values)), values, color=colors, width=0.8)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(values)), list(labels))
+    ax.set_xlim(-0.6, len(values) - 0.4)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(axis="x", visible=False)
+    return ax
+
+
+def residue_bars(scores: Sequence[float], sequence: str, *, ax=None, ylabel="attribution (logit)", title=None):
+    """Per-residue scores `[n]` of a peptide of n residues, coloured by sign."""
+    return signed_bars(scores, list(sequence), ax=ax, ylabel=ylabel, title=title)
+
+
+def residue_heatmap(
+    values: np.ndarray,
+    sequence: str,
+    *,
+    ax=None,
+    cbar_label: str = "value",
+    title: str | None = None,
+    center: float | None = 0.0,
+):
+    """A `[n, 21]` or `[n, 20]` array over a peptide's positions: amino acids x positions."""
+    values = np.asarray(values, dtype=float)
+    n = len(sequence)
+    if values.ndim != 2 or values.shape[0] < n or values.shape[1] not in (20, 21):
+        raise ValueError(f"expected [>= {n}, 20 or 21] values, got {values.shape}")
+    rows = list("-" + AMINO_ACIDS) if values.shape[1] == 21 else list(AMINO_ACIDS)
+    ax = _ax(ax, figsize=(max(4.0, 0.3 * n + 2), 5))
+    cmap = "RdBu_r" if center is not None else "viridis"
+    sns.heatmap(
+        values[:n].T, ax=ax, cmap=cmap, center=center, xticklabels=list(sequence),
+        yticklabels=rows, cbar_kws={"label": cbar_label},
+    )
+    ax.set_xlabel("residue (position in the peptide)")
+    ax.set_ylabel("channel")
+    ax.tick_params(axis="x", rotation=0)
+    ax.tick_params(axis="y", rotation=0)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def roc_plot(y: np.ndarray, logits: np.ndarray, *, ax=None, label: str = "model"):
+    """ROC curve with the chance diagonal; the legend gives the AUROC."""
+    from helpers.metrics import auroc
+
+    ax = _ax(ax, figsize=(4, 4))
+    fpr, tpr, _ = roc_curve(y, logits)
+    ax.plot(fpr, tpr, lw=2, label=f"{label} (AUROC {auroc(y, logits):.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", label="chance (AUROC 0.5)")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize="small")
+    return ax
+
+
+def confusion_plot(y: np.ndarray, pred: np.ndarray, *, ax=None, labels=("non-hemolytic", "hemolytic")):
+    """Confusion matrix as counts (rows: truth, columns: prediction)."""
+    ax = _ax(ax, figsize=(4, 3.5))
+    sns.heatmap(
+        confusion(y, pred), annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
+        xticklabels=labels, yticklabels=labels,
+    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return ax
+
+
+def training_curves(history: list[dict], *, ax=None, best_epoch: int | None = None):
+    """Training and validation loss (left axis) and validation AUROC (right axis) per epoch."""
+    ax = _ax(ax, figsize=(7, 3))
+    ep = [h["epoch"] for h in history]
+    ax.plot(ep, [h["train_loss"] for h in history], label="training loss", color="tab:blue")
+    ax.plot(ep, [h["val_loss"] for h in history], label="validation loss", color="tab:orange")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("binary cross-entropy")
+    ax2 = ax.twinx()
+    ax2.plot(ep, [h["val_auroc"] for h in history], color="tab:green", ls="--", label="validation AUROC")
+    ax2.set_ylabel("validation AUROC")
+    ax2.grid(False)
+    if best_epoch is not None:
+        ax.axvline(best_epoch, color="grey", lw=0.8, ls=":")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize="small", loc="center right")
+    return ax

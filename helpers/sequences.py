@@ -1,0 +1,150 @@
+"""Peptide sequences <-> one-hot arrays.
+
+Shape glossary (used throughout `helpers`):
+  B: batch size.
+  L: padded sequence length (`DEFAULT_LENGTH` = 190, the width of the DBAASP files).
+  A: channels = 21 (index 0 is padding, 1..20 the amino acids in `AMINO_ACIDS` order).
+
+A one-hot array is float32 `[L, A]`: a residue sets its amino-acid channel, a padding
+position sets channel 0. The all-zero array is *not* a sequence (no channel set); the model
+maps it to a logit of exactly 0, which later chapters use as a baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+ALPHABET = "-ARNDCQEGHILKMFPSTWYV"
+"""Index 0 is padding, 1..20 the amino acids (the order of the DBAASP files)."""
+AMINO_ACIDS = ALPHABET[1:]
+PAD_INDEX = 0
+NUM_CHANNELS = len(ALPHABET)  # A = 21
+DEFAULT_LENGTH = 190  # L
+
+_INDEX = {aa: i for i, aa in enumerate(ALPHABET) if i > 0}
+
+
+def _clean(seq: object, *, length: int, where: str = "") -> str:
+    """Validates one sequence and returns it upper-cased, stripped of outer whitespace."""
+    if not isinstance(seq, str):
+        raise ValueError(
+            f"{where}expected a peptide as a string of one-letter amino-acid codes, "
+            f"got {type(seq).__name__}: {seq!r}"
+        )
+    s = seq.strip().upper()
+    if not s:
+        raise ValueError(f"{where}empty sequence: a peptide needs at least one residue")
+    for pos, ch in enumerate(s, start=1):
+        if ch not in _INDEX:
+            raise ValueError(
+                f"{where}invalid residue {ch!r} at position {pos} of {s!r}: use the 20 "
+                f"standard one-letter codes {AMINO_ACIDS} (no gaps, no X/B/Z/U/O)"
+            )
+    if len(s) > length:
+        raise ValueError(
+            f"{where}sequence of length {len(s)} is longer than the limit L = {length}: "
+            f"shorten it or pass a larger `length=`"
+        )
+    return s
+
+
+def _check_length(length: int) -> None:
+    if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 1:
+        raise ValueError(f"length must be a positive integer, got {length!r}")
+
+
+def to_indices(seq: str, *, length: int = DEFAULT_LENGTH) -> np.ndarray:
+    """Integer codes `[L]` (int32, 0 = padding), the format of the DBAASP files."""
+    _check_length(length)
+    s = _clean(seq, length=length)
+    out = np.zeros(length, dtype=np.int32)
+    out[: len(s)] = [_INDEX[ch] for ch in s]
+    return out
+
+
+def encode(seq: str, *, length: int = DEFAULT_LENGTH) -> np.ndarray:
+    """One peptide -> one-hot float32 `[L, A]` with channel 0 set on padding positions.
+
+    Upper or lower case is accepted and surrounding whitespace is stripped. Raises
+    `ValueError` for a non-string, an empty sequence, an invalid residue (named, with its
+    1-based position) or a sequence longer than `length`.
+    """
+    return np.eye(NUM_CHANNELS, dtype=np.float32)[to_indices(seq, length=length)]
+
+
+def encode_batch(seqs: Iterable[str], *, length: int = DEFAULT_LENGTH) -> np.ndarray:
+    """Many peptides -> `[B, L, A]`. Errors name the offending item's index."""
+    if isinstance(seqs, str):
+        raise ValueError("encode_batch takes a list of sequences; use encode() for one string")
+    _check_length(length)
+    seqs = list(seqs)
+    idx = np.zeros((len(seqs), length), dtype=np.int32)
+    for i, seq in enumerate(seqs):
+        s = _clean(seq, length=length, where=f"sequence #{i}: ")
+        idx[i, : len(s)] = [_INDEX[ch] for ch in s]
+    return np.eye(NUM_CHANNELS, dtype=np.float32)[idx]
+
+
+def _check_one_hot(x: np.ndarray, *, batched: bool) -> np.ndarray:
+    x = np.asarray(x)
+    want = 3 if batched else 2
+    if x.ndim != want or x.shape[-1] != NUM_CHANNELS:
+        shape = "[B, L, 21]" if batched else "[L, 21]"
+        raise ValueError(f"expected a one-hot array of shape {shape}, got shape {x.shape}")
+    if np.isnan(x).any():
+        raise ValueError("array contains NaN: not a one-hot encoding")
+    is01 = np.all((x == 0) | (x == 1), axis=-1)
+    one = x.sum(axis=-1) == 1
+    bad = ~(is01 & one)
+    if bad.any():
+        pos = np.argwhere(bad)[0]
+        where = f"item {pos[0]}, position {pos[1] + 1}" if batched else f"position {pos[0] + 1}"
+        raise ValueError(
+            f"not a one-hot encoding at {where}: each row must hold exactly one 1 and "
+            f"zeros elsewhere (got {x[tuple(pos)]!r}); attributions and interpolated inputs "
+            f"are not sequences"
+        )
+    idx = x.argmax(axis=-1)
+    # Padding must be trailing: a residue after a padding position is not a peptide.
+    residue = idx > 0
+    trailing_ok = np.all(residue[..., :-1] | ~residue[..., 1:], axis=-1)
+    if not np.all(trailing_ok):
+        raise ValueError("padding must come after the residues: found a residue after padding")
+    if not residue[..., 0].all():
+        raise ValueError("empty sequence: the array holds padding only")
+    return idx
+
+
+def decode(x: np.ndarray) -> str:
+    """One-hot `[L, A]` -> sequence string (padding dropped). Rejects non-one-hot arrays."""
+    idx = _check_one_hot(x, batched=False)
+    return "".join(ALPHABET[i] for i in idx if i > 0)
+
+
+def decode_batch(x: np.ndarray) -> list[str]:
+    """One-hot `[B, L, A]` -> list of sequence strings."""
+    idx = _check_one_hot(x, batched=True)
+    return ["".join(ALPHABET[i] for i in row if i > 0) for row in idx]
+
+
+def indices_to_strings(idx: np.ndarray) -> list[str]:
+    """Integer codes `[N, L]` (0 = padding, trailing) -> sequence strings."""
+    idx = np.asarray(idx)
+    if idx.ndim != 2 or idx.min() < 0 or idx.max() >= NUM_CHANNELS:
+        raise ValueError(f"expected integer codes in 0..20 of shape [N, L], got {idx.shape}")
+    letters = np.array(list(ALPHABET))
+    return ["".join(letters[row[row > 0]]) for row in idx]
+
+
+def lengths(x: np.ndarray) -> np.ndarray:
+    """Number of residues per sequence from one-hot `[..., L, A]` -> `[...]` int."""
+    return (np.asarray(x)[..., 1:].sum(axis=-1) > 0).sum(axis=-1)
+
+
+def composition(seqs: Sequence[str]) -> np.ndarray:
+    """Amino-acid fractions `[B, 20]` (columns in `AMINO_ACIDS` order)."""
+    x = encode_batch(seqs, length=max(len(s.strip()) for s in seqs))
+    counts = x[..., 1:].sum(axis=1)
+    return counts / counts.sum(axis=1, keepdims=True)

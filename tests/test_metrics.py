@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from helpers import metrics as M
+
+
+@pytest.fixture
+def sample():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = np.round(y + rng.normal(0, 1.2, 300), 1)  # rounding makes ties
+    return y, s
+
+
+def test_auroc_matches_sklearn_with_ties(sample):
+    y, s = sample
+    assert M.auroc(y, s) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
+
+
+def test_auroc_extremes():
+    assert M.auroc(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4])) == 1.0
+    assert M.auroc(np.array([0, 0, 1, 1]), np.array([0.4, 0.3, 0.2, 0.1])) == 0.0
+    assert M.auroc(np.array([0, 1, 0, 1]), np.zeros(4)) == 0.5
+
+
+def test_roc_curve_matches_sklearn(sample):
+    y, s = sample
+    fpr, tpr, _ = M.roc_curve(y, s)
+    f2, t2, _ = skm.roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, f2)
+    np.testing.assert_allclose(tpr, t2)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(M.auroc(y, s))
+
+
+def test_threshold_metrics_match_sklearn(sample):
+    y, s = sample
+    m = M.classification_metrics(y, s - 0.5)
+    pred = (s - 0.5 > 0).astype(int)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert m["mcc"] == pytest.approx(skm.matthews_corrcoef(y, pred))
+    np.testing.assert_array_equal(M.confusion(y, pred), skm.confusion_matrix(y, pred))
+
+
+def test_constant_predictor_has_zero_mcc_and_half_auroc():
+    y = np.array([0, 0, 0, 1])
+    m = M.classification_metrics(y, -np.ones(4))
+    assert m == {"accuracy": 0.75, "balanced_accuracy": 0.5, "mcc": 0.0, "auroc": 0.5}
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="both classes"):
+        M.auroc(np.ones(3, int), np.arange(3.0))
+    with pytest.raises(ValueError, match="NaN"):
+        M.auroc(np.array([0, 1]), np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="equal length"):
+        M.auroc(np.array([0, 1]), np.zeros(3))
+    with pytest.raises(ValueError, match="0 or 1"):
+        M.auroc(np.array([0, 2]), np.zeros(2))
