@@ -53,6 +53,18 @@ def _masked_max_pool(h: jax.Array, m: jax.Array, size: int) -> tuple[jax.Array, 
     return jnp.where(m > 0, pooled, 0.0), m
 
 
+def smooth_max1(n: jax.Array) -> jax.Array:
+    """`max(n, 1)` made once continuously differentiable: n for n >= 1, (n^2 + 1) / 2 below.
+
+    For a peptide n >= 1 and it is exactly max(n, 1). On the path `alpha * x` that
+    integrated gradients follows from the all-zero baseline, a plain `max` would put a kink
+    into the amino-acid fractions at alpha = 1 / n, and quadrature converges only as
+    1 / steps across a kink; with this C^1 version the trapezoid rule's completeness gap on
+    the shipped model drops below 1e-3 of the logit at 256 steps (tests/test_attribution.py).
+    """
+    return jnp.where(n >= 1.0, n, 0.5 * (n * n + 1.0))
+
+
 class HemolysisCNN(hk.Module):
     """1D CNN from one-hot peptides `[B, L, 21]` to hemolysis logits `[B]`."""
 
@@ -89,7 +101,7 @@ class HemolysisCNN(hk.Module):
         h_mean = h.sum(axis=1) / n_valid
         counts = x[..., 1:].sum(axis=1)  # [B, 20]
         n = counts.sum(axis=-1, keepdims=True)  # [B, 1] residues
-        fractions = counts / jnp.maximum(n, 1.0)  # continuous, and 0 at the all-zero input
+        fractions = counts / smooth_max1(n)  # exact for peptides, 0 at the all-zero input
         return jnp.concatenate([h_max, h_mean, fractions, n / LENGTH_SCALE], axis=-1)
 
     def __call__(self, x: jax.Array) -> jax.Array:  # [B, L, A] -> [B]

@@ -107,3 +107,11 @@ def test_model_works_under_vmap_over_single_examples(random_params):
     x = jnp.asarray(S.encode_batch([MELITTIN, "KLLK", "W" * 9]))
     per_example = jax.vmap(lambda xi: model.apply(random_params, xi[None])[0])(x)
     np.testing.assert_allclose(per_example, model.apply(random_params, x), rtol=1e-5, atol=1e-6)
+
+
+def test_smooth_max1_is_max_for_peptides_and_c1_below():
+    n = jnp.array([0.0, 0.5, 1.0, 2.0, 26.0])
+    np.testing.assert_allclose(M.smooth_max1(n)[2:], [1.0, 2.0, 26.0])
+    assert float(M.smooth_max1(0.0)) == 0.5
+    d = jax.vmap(jax.grad(M.smooth_max1))
+    np.testing.assert_allclose(d(jnp.array([1.0 - 1e-4, 1.0 + 1e-4])), [1.0, 1.0], atol=1e-3)

@@ -1,0 +1,233 @@
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import attribution as A
+from helpers import model as M
+from helpers import sequences as S
+
+MELITTIN = "GIGAVLKVLTTGLPALISWIKRKRQQ"
+L = 24  # short inputs keep the analytic tests fast
+
+
+@pytest.fixture(scope="module")
+def linear():
+    """f(x) = sum(W * x): every method has a closed form."""
+    w = jax.random.normal(jax.random.PRNGKey(3), (L, 21))
+    return w, jax.jit(lambda xb: jnp.einsum("bla,la->b", xb, w))
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    params, _ = M.load_pretrained()
+    return params, M.predict_fn(params)
+
+
+@pytest.fixture(scope="module")
+def dense_tanh():
+    """A dense tanh network (biases included) for DeepLIFT's exact summation-to-delta."""
+
+    def make_f(activation):
+        def forward(x):
+            h = x.reshape(x.shape[0], -1)
+            for width in (32, 16):
+                h = activation(hk.Linear(width)(h))
+            return hk.Linear(1)(h)[:, 0]
+
+        model = hk.without_apply_rng(hk.transform(forward))
+        params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, L, 21)))
+        return lambda xb: model.apply(params, xb)
+
+    return make_f
+
+
+def _peptide(seq="KLWKLLKAGV", length=L):
+    return jnp.asarray(S.encode(seq, length=length))
+
+
+# --------------------------------------------------------------------------- linear model
+
+
+@pytest.mark.parametrize("rule", A.RULES)
+@pytest.mark.parametrize("steps", [1, 3, 50])
+def test_ig_is_exact_on_a_linear_model(linear, rule, steps):
+    w, f = linear
+    x = _peptide()
+    b = A.make_baseline("uniform", x)
+    res = A.integrated_gradients(f, x, b, steps=steps, rule=rule)
+    np.testing.assert_allclose(res.attributions, w * (x - b), rtol=1e-5, atol=1e-6)
+    assert abs(res.gap) < 1e-4
+
+
+def test_gradient_x_input_and_saliency_on_a_linear_model(linear):
+    w, f = linear
+    x = _peptide()
+    np.testing.assert_allclose(A.saliency(f, x), w, rtol=1e-6)
+    np.testing.assert_allclose(A.gradient_x_input(f, x), w * x, rtol=1e-6)
+    ig = A.integrated_gradients(f, x, steps=5).attributions  # zero baseline
+    np.testing.assert_allclose(A.gradient_x_input(f, x), ig, rtol=1e-5, atol=1e-6)
+
+
+def test_deeplift_equals_ig_on_a_linear_model(linear):
+    w, f = linear
+    x = _peptide()
+    b = A.make_baseline("padding", x)
+    dl = A.deeplift(lambda act: f, x, b)
+    np.testing.assert_allclose(dl.attributions, w * (x - b), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        dl.attributions, A.integrated_gradients(f, x, b, steps=7).attributions, rtol=1e-5, atol=1e-6
+    )
+
+
+# --------------------------------------------------------------------------- the CNN
+
+
+def test_ig_completeness_on_the_cnn_and_trapezoid_beats_left(cnn):
+    _, f = cnn
+    x = jnp.asarray(S.encode(MELITTIN))
+    res = A.integrated_gradients(f, x, steps=256, rule="trapezoid")
+    delta = abs(res.f_x - res.f_baseline)
+    assert res.f_baseline == 0.0 and delta > 0.1
+    assert abs(res.gap) < 1e-3 * delta
+    for steps in (8, 32):
+        trap = A.integrated_gradients(f, x, steps=steps, rule="trapezoid").gap
+        left = A.integrated_gradients(f, x, steps=steps, rule="left").gap
+        assert abs(trap) < abs(left)
+
+
+def test_ig_batch_size_does_not_change_the_answer(cnn):
+    _, f = cnn
+    x = jnp.asarray(S.encode(MELITTIN))
+    a = A.integrated_gradients(f, x, steps=40, batch_size=7).attributions
+    b = A.integrated_gradients(f, x, steps=40, batch_size=256).attributions
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_zero_and_padding_baselines_are_roots_of_the_cnn(cnn):
+    _, f = cnn
+    x = jnp.asarray(S.encode(MELITTIN))
+    for kind in ("zero", "padding"):
+        assert float(f(A.make_baseline(kind, x)[None])[0]) == 0.0
+
+
+def test_baselines_shapes_and_rows(cnn):
+    x = jnp.asarray(S.encode("KLW", length=6))
+    uni = A.make_baseline("uniform", x)
+    np.testing.assert_allclose(uni.sum(-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(uni[:3, 1:], 1 / 20)
+    np.testing.assert_array_equal(uni[3:], x[3:])
+    train_x = S.encode_batch(["KLW", "AAAAA"], length=6)
+    np.testing.assert_allclose(A.make_baseline("mean", x, train_x=train_x), train_x.mean(0))
+    with pytest.raises(ValueError, match="needs train_x"):
+        A.make_baseline("mean", x)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        A.make_baseline("blur", x)
+
+
+# --------------------------------------------------------------------------- SmoothGrad
+
+
+def test_smoothgrad_with_zero_noise_is_the_gradient(cnn):
+    _, f = cnn
+    x = jnp.asarray(S.encode(MELITTIN))
+    sg = A.smoothgrad(f, x, jax.random.PRNGKey(0), n=4, sigma=0.0)
+    np.testing.assert_allclose(sg, A.saliency(f, x), rtol=1e-5, atol=1e-6)
+    sgx = A.smoothgrad(f, x, jax.random.PRNGKey(0), n=2, sigma=0.0, method="gradient_x_input")
+    np.testing.assert_allclose(sgx, A.gradient_x_input(f, x), rtol=1e-5, atol=1e-6)
+
+
+def test_smoothgrad_mean_is_stable_across_keys(cnn):
+    _, f = cnn
+    x = jnp.asarray(S.encode(MELITTIN))
+    a = A.per_residue(A.smoothgrad(f, x, jax.random.PRNGKey(1), n=400, sigma=0.15), x)
+    b = A.per_residue(A.smoothgrad(f, x, jax.random.PRNGKey(2), n=400, sigma=0.15), x)
+    assert np.corrcoef(a, b)[0, 1] > 0.95
+    small = A.per_residue(A.smoothgrad(f, x, jax.random.PRNGKey(1), n=4, sigma=0.15), x)
+    assert np.abs(a - b).mean() < np.abs(a - small).mean()  # more samples, less spread
+
+
+def test_simplex_projection():
+    x = jnp.array([[[0.5, -0.2, 0.7] + [0.0] * 18, [-1.0] * 21]])
+    p = A.project_to_simplex_rows(x)
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-6)
+    assert (p >= 0).all()
+    np.testing.assert_allclose(p[0, 0, :3], [0.5 / 1.2, 0.0, 0.7 / 1.2], rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- DeepLIFT
+
+
+def test_deeplift_sums_to_delta_on_a_dense_tanh_network(dense_tanh):
+    x = _peptide()
+    for b in (A.make_baseline("zero", x), A.make_baseline("uniform", x)):
+        res = A.deeplift(dense_tanh, x, b)
+        assert abs(res.f_x - res.f_baseline) > 1e-3
+        assert abs(res.gap) < 1e-5
+
+
+def test_deeplift_falls_back_to_the_gradient_when_input_equals_reference(dense_tanh):
+    x = _peptide()
+    act = A.rescale_activation(jnp.tanh)
+    z = jnp.array([0.3, -1.0, 0.3, 2.0])  # pairs (0.3, 0.3) and (-1, 2)
+    g = jax.grad(lambda z: act(z)[:2].sum())(z)
+    assert g[0] == pytest.approx(1 - np.tanh(0.3) ** 2, rel=1e-6)
+    assert g[1] == pytest.approx((np.tanh(-1.0) - np.tanh(2.0)) / (-3.0), rel=1e-6)
+    res = A.deeplift(dense_tanh, x, x)  # reference = input: zero attributions
+    np.testing.assert_allclose(res.attributions, 0.0, atol=1e-7)
+
+
+def test_deeplift_on_the_cnn_reports_its_gap(cnn):
+    params, f = cnn
+    x = jnp.asarray(S.encode(MELITTIN))
+    res = A.deeplift(lambda act: M.predict_fn(params, activation=act), x)
+    assert res.f_x == pytest.approx(float(f(x[None])[0]), rel=1e-6)
+    assert np.isfinite(res.gap) and np.isfinite(np.asarray(res.attributions)).all()
+
+
+# --------------------------------------------------------------------------- API
+
+
+def test_per_residue_reducers():
+    x = jnp.asarray(S.encode("KLW", length=5))
+    attr = jnp.arange(5 * 21, dtype=jnp.float32).reshape(5, 21)
+    own = A.per_residue(attr, x)
+    assert own.shape == (3,)
+    assert list(own) == [attr[0, 12], attr[1, 11], attr[2, 18]]  # K, L, W channels
+    np.testing.assert_allclose(A.per_residue(attr, x, how="sum"), attr[:3].sum(-1))
+    with pytest.raises(ValueError, match="own"):
+        A.per_residue(attr, x, how="max")
+    with pytest.raises(ValueError, match="must both be"):
+        A.per_residue(attr[:4], x)
+
+
+def test_invalid_input_is_named(linear):
+    _, f = linear
+    x = _peptide()
+    with pytest.raises(ValueError, match=r"x must have shape \[L, 21\]"):
+        A.saliency(f, x[None])
+    with pytest.raises(ValueError, match="NaN"):
+        A.gradient_x_input(f, x.at[0, 0].set(jnp.nan))
+    with pytest.raises(ValueError, match="baseline has shape"):
+        A.integrated_gradients(f, x, jnp.zeros((L + 1, 21)))
+    with pytest.raises(ValueError, match="baseline contains NaN"):
+        A.integrated_gradients(f, x, jnp.full((L, 21), jnp.nan))
+    with pytest.raises(ValueError, match="steps must be"):
+        A.integrated_gradients(f, x, steps=0)
+    with pytest.raises(ValueError, match="unknown rule"):
+        A.integrated_gradients(f, x, rule="simpson")
+    with pytest.raises(ValueError, match="sigma"):
+        A.smoothgrad(f, x, jax.random.PRNGKey(0), sigma=-1.0)
+    with pytest.raises(ValueError, match="n must be"):
+        A.smoothgrad(f, x, jax.random.PRNGKey(0), n=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        A.integrated_gradients(f, x, batch_size=0)
+
+
+def test_path_rules_weights_sum_to_one():
+    for rule in A.RULES:
+        alphas, weights = A.path_rule(10, rule)
+        assert weights.sum() == pytest.approx(1.0)
+        assert 0 <= alphas.min() and alphas.max() <= 1
+    assert len(A.path_rule(10, "trapezoid")[0]) == 11
