@@ -227,6 +227,7 @@ def smoothgrad(
     sigma: float = 0.15,
     method: str = "gradient",
     project: bool = True,
+    perturb_padding: bool = False,
     baseline=None,
     steps: int = 32,
     batch_size: int = 256,
@@ -236,7 +237,9 @@ def smoothgrad(
 
     `sigma` is relative to the input range (1 for one-hot input), as in the paper and PAIR
     saliency; with `project=True` each noisy position is clipped and renormalised onto the
-    probability simplex of the encoding. `method` is what gets smoothed: `gradient`,
+    probability simplex of the encoding. Padding positions are left alone unless
+    `perturb_padding=True`: noise there would turn padding into fractional residues and
+    change the peptide's length, not its residues. `method` is what gets smoothed: `gradient`,
     `gradient_x_input` (of the noisy input) or `integrated_gradients` (from `baseline`,
     trapezoid rule with `steps`). Signed: PAIR's default smooths squared gradients instead.
     """
@@ -248,7 +251,8 @@ def smoothgrad(
     if method not in SMOOTHED:
         raise ValueError(f"unknown method {method!r}; use one of {SMOOTHED}")
     scale = sigma * float(x.max() - x.min())
-    noisy = x[None] + scale * jax.random.normal(key, (n, *x.shape), dtype=x.dtype)
+    where = jnp.ones_like(x[:, :1]) if perturb_padding else (x[:, 1:].sum(-1, keepdims=True) > 0)
+    noisy = x[None] + scale * where * jax.random.normal(key, (n, *x.shape), dtype=x.dtype)
     if project:
         noisy = project_to_simplex_rows(noisy)
     if method == "integrated_gradients":

@@ -36,21 +36,28 @@ LENGTH_SCALE = 100.0  # the length feature is L / 100 residues
 PRETRAINED_NAME = "hemolysis_cnn"
 
 
-def _masked_max_pool(h: jax.Array, m: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
-    """Max-pools `h [B, L, C]` over windows of `size`, ignoring positions where `m [B, L, 1]`
-    is 0 (a window of padding only gives 0). Returns pooled h and pooled m `[B, ceil(L/size), .]`.
+MASK_OFFSET = 10.0  # masked positions sit this far below any activation value (|tanh| < 1)
 
-    The input is padded at the end only, so windows always start at positions 0, size,
-    2 size, ... whatever L is (`padding="SAME"` would pad on both sides and shift them).
+
+def _masked_max_pool(h: jax.Array, m: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
+    """Max-pools `h [B, L, C]` over windows of `size`, ignoring positions where the mask
+    `m [B, L, 1]` is 0 (a window of padding only gives 0). Returns pooled h and pooled m,
+    `[B, ceil(L / size), .]`.
+
+    Masked positions are pushed down by `MASK_OFFSET * (1 - m)` rather than set to -inf, so
+    the output is *continuous* in m: for one-hot peptides (m in {0, 1}) it is the exact
+    masked maximum, and for the in-between inputs that attribution methods visit (paths,
+    noise) it does not jump. The input is padded at the end only, so windows always start
+    at positions 0, size, 2 size, ... whatever L is (`padding="SAME"` would shift them).
     """
     extra = -h.shape[1] % size
     h = jnp.pad(h, ((0, 0), (0, extra), (0, 0)))
     m = jnp.pad(m, ((0, 0), (0, extra), (0, 0)))
     # Full unbatched shapes over [L, C]: leading dimensions are batch, also under vmap.
     pool = dict(window_shape=(size, 1), strides=(size, 1), padding="VALID")
-    pooled = hk.max_pool(jnp.where(m > 0, h, -jnp.inf), **pool)
+    pooled = hk.max_pool(h - MASK_OFFSET * (1.0 - m), **pool)
     m = hk.max_pool(m, **pool)
-    return jnp.where(m > 0, pooled, 0.0), m
+    return pooled + MASK_OFFSET * (1.0 - m), m
 
 
 def smooth_max1(n: jax.Array) -> jax.Array:
@@ -94,11 +101,10 @@ class HemolysisCNN(hk.Module):
         for i, (k, p) in enumerate(zip(self.kernels, self.pools)):
             h = act(hk.Conv1D(self.channels, k, padding="SAME", name=f"conv{i}")(h)) * m
             h, m = _masked_max_pool(h, m, p)
-        valid = m > 0  # [B, L', 1]
-        n_valid = jnp.maximum(valid.sum(axis=1), 1)  # [B, 1]
-        h_max = jnp.where(valid.any(axis=1), jnp.where(valid, h, -jnp.inf).max(axis=1), 0.0)
-        h_max = h_max * m.max(axis=1)  # scales with a soft mask; 0 for the all-zero input
-        h_mean = h.sum(axis=1) / n_valid
+        # Global masked max and mean over the remaining positions, continuous in m like
+        # the pooling; for peptides, the max and mean over the positions holding residues.
+        h_max = (h - MASK_OFFSET * (1.0 - m)).max(axis=1) + MASK_OFFSET * (1.0 - m.max(axis=1))
+        h_mean = h.sum(axis=1) / smooth_max1(m.sum(axis=1))
         counts = x[..., 1:].sum(axis=1)  # [B, 20]
         n = counts.sum(axis=-1, keepdims=True)  # [B, 1] residues
         fractions = counts / smooth_max1(n)  # exact for peptides, 0 at the all-zero input

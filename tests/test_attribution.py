@@ -148,6 +148,16 @@ def test_smoothgrad_mean_is_stable_across_keys(cnn):
     assert np.abs(a - b).mean() < np.abs(a - small).mean()  # more samples, less spread
 
 
+def test_smoothgrad_leaves_padding_alone_by_default(linear):
+    w, f = linear  # linear: the gradient is w everywhere, so gradient x input shows the input
+    x = _peptide("KLW")
+    sgx = A.smoothgrad(f, x, jax.random.PRNGKey(0), n=8, method="gradient_x_input")
+    np.testing.assert_allclose(sgx[3:], (w * x)[3:], rtol=1e-6)  # padding rows unchanged
+    assert not np.allclose(sgx[:3], (w * x)[:3])
+    sgp = A.smoothgrad(f, x, jax.random.PRNGKey(0), n=8, method="gradient_x_input", perturb_padding=True)
+    assert not np.allclose(sgp[3:], (w * x)[3:])
+
+
 def test_simplex_projection():
     x = jnp.array([[[0.5, -0.2, 0.7] + [0.0] * 18, [-1.0] * 21]])
     p = A.project_to_simplex_rows(x)
