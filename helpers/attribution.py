@@ -312,6 +312,40 @@ class DeepLiftResult(NamedTuple):
     f_baseline: float
 
 
+def make_deeplift(
+    make_f: Callable[[Callable], PredictFn],
+    *,
+    activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
+    eps: float = 1e-6,
+) -> Callable[..., DeepLiftResult]:
+    """A reusable, compiled DeepLIFT explainer `explain(x[L, A], baseline=None)`.
+
+    `make_f(activation)` must return the model's predict function `f(x[B, L, A]) ->
+    logits[B]` built with the given activation in place of `activation` (for the course's
+    CNN: `lambda act: cnn.predict_fn(params, activation=act)`). Building the model with the
+    rescale activation and compiling it happens once, here, not per explanation.
+    """
+    f_dl = make_f(rescale_activation(activation, eps=eps))
+    f = make_f(activation)
+
+    @jax.jit
+    def _explain(x, b):
+        pair = jnp.stack([x, b])
+        mult = jax.grad(lambda p: f_dl(p)[0])(pair)[0]
+        attr = (x - b) * mult
+        out = f(pair)
+        return attr, out
+
+    def explain(x, baseline=None) -> DeepLiftResult:
+        x = _as_input(x)
+        b = _as_baseline(baseline, x)
+        attr, out = _explain(x, b)
+        fx, fb = float(out[0]), float(out[1])
+        return DeepLiftResult(attr, float(attr.sum()) - (fx - fb), fx, fb)
+
+    return explain
+
+
 def deeplift(
     make_f: Callable[[Callable], PredictFn],
     x,
@@ -322,19 +356,11 @@ def deeplift(
 ) -> DeepLiftResult:
     """DeepLIFT with the rescale rule (Shrikumar et al. 2017), done the JAX way.
 
-    `make_f(activation)` must return the model's predict function `f(x[B, L, A]) ->
-    logits[B]` built with the given activation in place of `activation` (for the course's
-    CNN: `lambda act: cnn.predict_fn(params, activation=act)`). One backward pass through
-    the paired batch `[x, baseline]` with secant multipliers gives the attributions
-    `(x - baseline) * multipliers`. Summation to delta is exact for networks of linear
-    layers and elementwise activations; the returned gap measures how far other layers
-    (max-pooling, multiplicative masks, divisions) break it.
+    One backward pass through the paired batch `[x, baseline]` with secant multipliers at
+    every activation (`rescale_activation`) gives the attributions `(x - baseline) *
+    multipliers`. Summation to delta is exact for networks of linear layers and elementwise
+    activations; the returned gap measures how far other layers (max-pooling,
+    multiplicative masks, divisions) break it. For many explanations, build the explainer
+    once with `make_deeplift` (this function compiles the model on every call).
     """
-    x = _as_input(x)
-    b = _as_baseline(baseline, x)
-    f_dl = make_f(rescale_activation(activation, eps=eps))
-    pair = jnp.stack([x, b])
-    mult = jax.grad(lambda p: f_dl(p)[0])(pair)[0]
-    attr = (x - b) * mult
-    fx, fb = (float(v) for v in make_f(activation)(pair))
-    return DeepLiftResult(attr, float(attr.sum()) - (fx - fb), fx, fb)
+    return make_deeplift(make_f, activation=activation, eps=eps)(x, baseline)

@@ -36,7 +36,7 @@ LENGTH_SCALE = 100.0  # the length feature is L / 100 residues
 PRETRAINED_NAME = "hemolysis_cnn"
 
 
-MASK_OFFSET = 10.0  # masked positions sit this far below any activation value (|tanh| < 1)
+MASK_OFFSET = 2.0  # must exceed -min(activation): tanh >= -1, relu >= 0, gelu > -0.17
 
 
 def _masked_max_pool(h: jax.Array, m: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
