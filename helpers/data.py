@@ -203,7 +203,7 @@ def assign_splits(
         raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
     distinct = sorted(set(sequences))
     group_label = {}
-    for s, y in zip(sequences, labels):
+    for s, y in zip(sequences, labels, strict=True):
         if group_label.setdefault(s, int(y)) != int(y):
             raise ValueError(f"sequence {s!r} carries both labels: clean the data first")
     rng = np.random.default_rng(seed)

@@ -4,17 +4,21 @@ Shape glossary: B batch, L padded length, A = 21 one-hot channels (0 = padding),
 C conv channels, F = 2 C + 20 + 1 head features.
 
 Architecture (after the dmol-book XAI chapter, made length-independent):
-  x [B, L, A] -> 3 x (Conv1D(C, k) -> activation -> mask -> masked max-pool p)
-              -> [global masked max ; global masked mean]             [B, 2C]
+  x [B, L, A] -> 3 x (Conv1D(C, k) -> (activation + 1) * mask -> max-pool p)
+              -> [global max ; mean over residue windows]             [B, 2C]
   concat amino-acid fractions [B, 20] and length / 100 [B, 1]         [B, F]
   -> Dense(256) -> act -> Dense(64) -> act -> Dense(1)   (no biases)  [B] logits
 
-The mask is m = sum of the 20 amino-acid channels (1 on a residue, 0 on padding), so
-padding positions never reach the pooled features, and the prediction does not depend on
-how much padding follows the peptide. The all-zero input has m = 0 everywhere, all head
-features 0, and (the dense layers have no biases, act(0) = 0) a logit of exactly 0: a root
-that later chapters use as a baseline. The activation is a parameter so that the
-DeepLIFT chapter can swap in one with a custom gradient.
+The mask is m = sum of the 20 amino-acid channels (1 on a residue, 0 on padding), average-
+pooled alongside the features for the deeper layers. Features are shifted to be >= 0 and
+multiplied by the mask, so padding is exactly 0 and never wins a max: padding positions never
+reach the pooled features, and the prediction does not depend on how much padding follows
+the peptide. Every operation is continuous in the input and has no ties to break between
+positions, which matters for the inputs attribution methods visit between one-hot points
+(paths, noise). The all-zero input has m = 0 everywhere, all head features 0, and (the
+dense layers have no biases, act(0) = 0) a logit of exactly 0: a root that later chapters
+use as a baseline. The activation is a parameter so that the DeepLIFT chapter can swap in
+one with a custom gradient.
 """
 
 from __future__ import annotations
@@ -36,28 +40,18 @@ LENGTH_SCALE = 100.0  # the length feature is L / 100 residues
 PRETRAINED_NAME = "hemolysis_cnn"
 
 
-MASK_OFFSET = 2.0  # must exceed -min(activation): tanh >= -1, relu >= 0, gelu > -0.17
+ACTIVATION_FLOOR = -1.0  # the activation must stay above this (tanh > -1, relu, gelu)
 
 
-def _masked_max_pool(h: jax.Array, m: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
-    """Max-pools `h [B, L, C]` over windows of `size`, ignoring positions where the mask
-    `m [B, L, 1]` is 0 (a window of padding only gives 0). Returns pooled h and pooled m,
-    `[B, ceil(L / size), .]`.
-
-    Masked positions are pushed down by `MASK_OFFSET * (1 - m)` rather than set to -inf, so
-    the output is *continuous* in m: for one-hot peptides (m in {0, 1}) it is the exact
-    masked maximum, and for the in-between inputs that attribution methods visit (paths,
-    noise) it does not jump. The input is padded at the end only, so windows always start
-    at positions 0, size, 2 size, ... whatever L is (`padding="SAME"` would shift them).
-    """
-    extra = -h.shape[1] % size
-    h = jnp.pad(h, ((0, 0), (0, extra), (0, 0)))
-    m = jnp.pad(m, ((0, 0), (0, extra), (0, 0)))
+def _pool(v: jax.Array, size: int, kind: str) -> jax.Array:
+    """Non-overlapping max- or average-pooling of `v [B, L, C]` over windows of `size`,
+    padding at the end only, so windows always start at positions 0, size, 2 size, ...
+    whatever L is (`padding="SAME"` would pad on both sides and shift them)."""
+    extra = -v.shape[1] % size
+    v = jnp.pad(v, ((0, 0), (0, extra), (0, 0)))
     # Full unbatched shapes over [L, C]: leading dimensions are batch, also under vmap.
-    pool = dict(window_shape=(size, 1), strides=(size, 1), padding="VALID")
-    pooled = hk.max_pool(h - MASK_OFFSET * (1.0 - m), **pool)
-    m = hk.max_pool(m, **pool)
-    return pooled + MASK_OFFSET * (1.0 - m), m
+    pool = hk.max_pool if kind == "max" else hk.avg_pool
+    return pool(v, window_shape=(size, 1), strides=(size, 1), padding="VALID")
 
 
 def smooth_max1(n: jax.Array) -> jax.Array:
@@ -96,17 +90,22 @@ class HemolysisCNN(hk.Module):
 
     def features(self, x: jax.Array) -> jax.Array:  # [B, L, A] -> [B, F]
         act = self.activation
-        m = x[..., 1:].sum(axis=-1, keepdims=True)  # [B, L, 1]
+        m = x[..., 1:].sum(axis=-1, keepdims=True)  # [B, L, 1]: 1 on residues, 0 on padding
         h = x
-        for i, (k, p) in enumerate(zip(self.kernels, self.pools)):
-            h = act(hk.Conv1D(self.channels, k, padding="SAME", name=f"conv{i}")(h)) * m
-            h, m = _masked_max_pool(h, m, p)
-        # Global masked max and mean over the remaining positions, continuous in m like
-        # the pooling; for peptides, the max and mean over the positions holding residues.
-        h_max = (h - MASK_OFFSET * (1.0 - m)).max(axis=1) + MASK_OFFSET * (1.0 - m.max(axis=1))
-        h_mean = h.sum(axis=1) / smooth_max1(m.sum(axis=1))
+        for i, (k, p) in enumerate(zip(self.kernels, self.pools, strict=True)):
+            # Shifted to be >= 0 and masked: padding is exactly 0 and can never win a max.
+            h = (act(hk.Conv1D(self.channels, k, padding="SAME", name=f"conv{i}")(h)) - ACTIVATION_FLOOR) * m
+            h = _pool(h, p, "max")
+            m = _pool(m, p, "avg")  # share of residues in each window: no ties, no jumps
         counts = x[..., 1:].sum(axis=1)  # [B, 20]
         n = counts.sum(axis=-1, keepdims=True)  # [B, 1] residues
+        # Global max as a max-pool over the whole length: same value as h.max(axis=1), but
+        # at ties (all 0 at the all-zero input) the gradient goes to the first window, which
+        # holds the most residues, instead of being averaged over all windows as jnp.max
+        # does. That keeps the gradient at the all-zero baseline equal to the one-sided
+        # derivative along the IG path, which the trapezoid rule evaluates.
+        h_max = _pool(h, h.shape[1], "max")[:, 0, :]  # [B, C]
+        h_mean = h.sum(axis=1) / smooth_max1(m.sum(axis=1))  # mean over windows holding residues
         fractions = counts / smooth_max1(n)  # exact for peptides, 0 at the all-zero input
         return jnp.concatenate([h_max, h_mean, fractions, n / LENGTH_SCALE], axis=-1)
 

@@ -122,13 +122,13 @@ def test_splits_partition_the_cleaned_set_without_shared_sequences(cleaned, spli
 
 def test_splits_are_80_10_10_and_stratified(cleaned, splits):
     n = len(cleaned.sequences)
-    for name, frac in zip(D.SPLITS, D.SPLIT_FRACTIONS):
+    for name, frac in zip(D.SPLITS, D.SPLIT_FRACTIONS, strict=True):
         assert abs(len(splits[name].y) / n - frac) < 0.005
         assert abs(splits[name].y.mean() - cleaned.labels.mean()) < 0.01
 
 
 def test_split_labels_match_the_cleaned_data(cleaned, splits):
-    truth = dict(zip(cleaned.sequences, cleaned.labels))
+    truth = dict(zip(cleaned.sequences, cleaned.labels, strict=True))
     for sp in splits.values():
         assert [truth[s] for s in sp.sequences] == list(sp.y)
 

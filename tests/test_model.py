@@ -82,7 +82,7 @@ def test_save_load_roundtrip_without_pickle(tmp_path, random_params):
     M.save_params(path, random_params)
     loaded = M.load_params(path)
     assert jax.tree_util.tree_structure(loaded) == jax.tree_util.tree_structure(random_params)
-    for a, b in zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(random_params)):
+    for a, b in zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(random_params), strict=True):
         np.testing.assert_array_equal(a, b)
     np.savez(tmp_path / "bad.npz", nokey=np.zeros(2))
     with pytest.raises(ValueError, match="module/name"):
