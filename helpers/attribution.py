@@ -60,6 +60,17 @@ def _batched_grad(f: PredictFn) -> Callable[[jax.Array], jax.Array]:
     return jax.jit(jax.grad(lambda xb: f(xb).sum()))
 
 
+def gradients(f: PredictFn, xs, *, batch_size: int = 256) -> jax.Array:
+    """Input gradients of the logits for a batch: `xs [B, L, A] -> [B, L, A]`, computed
+    `batch_size` examples at a time (one backward pass per chunk)."""
+    xs = np.asarray(xs, dtype=np.float32)
+    if xs.ndim != 3 or xs.shape[-1] != NUM_CHANNELS:
+        raise ValueError(f"xs must have shape [B, L, {NUM_CHANNELS}], got {xs.shape}")
+    if not np.isfinite(xs).all():
+        raise ValueError("xs contains NaN or infinite values")
+    return _chunked_grads(f, jnp.asarray(xs), batch_size)
+
+
 def saliency(f: PredictFn, x) -> jax.Array:
     """The gradient of the logit with respect to the input, `[L, A]` (signed; Captum's
     `Saliency` takes its absolute value by default)."""

@@ -152,6 +152,19 @@ def predict_fn(params: hk.Params, **config: Any) -> Callable[[jax.Array], jax.Ar
     return jax.jit(lambda x: model.apply(params, x))
 
 
+def hydrophobicity_model(scale: float = 10.0) -> Callable[[jax.Array], jax.Array]:
+    """A linear "model" whose truth is known: `f(x[B, L, 21]) -> [B]`, the sum of the
+    Kyte-Doolittle hydropathy values of the residues divided by `scale` (padding counts 0).
+
+    Its gradient is the hydropathy table itself, so every attribution method has a closed
+    form on it; chapters 2 and 3 use it as a check that cannot lie.
+    """
+    from helpers.sequences import AMINO_ACIDS, KYTE_DOOLITTLE
+
+    weights = jnp.array([0.0] + [KYTE_DOOLITTLE[a] for a in AMINO_ACIDS]) / scale  # [21]
+    return jax.jit(lambda xb: jnp.einsum("bla,a->b", xb, weights))
+
+
 # ----------------------------------------------------------------------------- files
 
 

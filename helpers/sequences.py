@@ -25,6 +25,13 @@ DEFAULT_LENGTH = 190  # L
 
 _INDEX = {aa: i for i, aa in enumerate(ALPHABET) if i > 0}
 
+KYTE_DOOLITTLE = {
+    "A": 1.8, "R": -4.5, "N": -3.5, "D": -3.5, "C": 2.5, "Q": -3.5, "E": -3.5, "G": -0.4,
+    "H": -3.2, "I": 4.5, "L": 3.8, "K": -3.9, "M": 1.9, "F": 2.8, "P": -1.6, "S": -0.8,
+    "T": -0.7, "W": -0.9, "Y": -1.3, "V": 4.2,
+}
+"""Kyte-Doolittle hydropathy of each amino acid (J. Mol. Biol. 157:105, 1982)."""
+
 
 def _clean(seq: object, *, length: int, where: str = "") -> str:
     """Validates one sequence and returns it upper-cased, stripped of outer whitespace."""

@@ -259,3 +259,14 @@ def test_deeplift_through_a_max_pool_is_exact_only_when_the_argmax_agrees():
     other = jnp.asarray(S.encode("KAA", length=4))  # reference max moves to position 2
     assert abs(dl(x, same).gap) < 1e-6
     assert abs(dl(x, other).gap) > 1e-2
+
+
+def test_public_gradients_match_saliency_and_reject_bad_shapes(linear):
+    w, f = linear
+    xs = jnp.stack([_peptide("KLW"), _peptide("AAAA")])
+    g = A.gradients(f, xs, batch_size=1)
+    np.testing.assert_allclose(g[1], A.saliency(f, xs[1]), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"\[B, L, 21\]"):
+        A.gradients(f, xs[0])
+    with pytest.raises(ValueError, match="NaN"):
+        A.gradients(f, xs.at[0, 0, 0].set(jnp.nan))

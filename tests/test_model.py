@@ -115,3 +115,12 @@ def test_smooth_max1_is_max_for_peptides_and_c1_below():
     assert float(M.smooth_max1(0.0)) == 0.5
     d = jax.vmap(jax.grad(M.smooth_max1))
     np.testing.assert_allclose(d(jnp.array([1.0 - 1e-4, 1.0 + 1e-4])), [1.0, 1.0], atol=1e-3)
+
+
+def test_hydrophobicity_model_is_the_kyte_doolittle_sum():
+    f = M.hydrophobicity_model()
+    x = jnp.asarray(S.encode_batch(["ILK", "D"], length=8))
+    np.testing.assert_allclose(f(x), [(4.5 + 3.8 - 3.9) / 10, -0.35], rtol=1e-6)
+    g = jax.grad(lambda xb: f(xb).sum())(x)
+    assert float(g[0, 5, S.ALPHABET.index("I")]) == pytest.approx(0.45)  # also on padding rows
+    assert float(f(jnp.zeros((1, 8, 21)))[0]) == 0.0
