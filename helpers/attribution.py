@@ -80,8 +80,7 @@ def saliency(f: PredictFn, x) -> jax.Array:
 
 def gradient_x_input(f: PredictFn, x) -> jax.Array:
     """Gradient times input, `[L, A]`: IG with a zero baseline and a single step."""
-    x = _as_input(x)
-    return x * _batched_grad(f)(x[None])[0]
+    return _as_input(x) * saliency(f, x)
 
 
 def _chunked_grads(f: PredictFn, points: jax.Array, batch_size: int) -> jax.Array:
@@ -217,6 +216,12 @@ def per_residue(attributions, x, *, how: str = "own") -> np.ndarray:
 # ----------------------------------------------------------------------------- SmoothGrad
 
 
+def residue_mask(x) -> jax.Array:
+    """`[L, 1]` float: 1 at positions holding any amino-acid mass, 0 at pure padding."""
+    x = _as_input(x)
+    return (x[:, 1:].sum(axis=-1, keepdims=True) > 0).astype(x.dtype)
+
+
 def project_to_simplex_rows(x: jax.Array) -> jax.Array:
     """Clip at 0 and renormalise each position `[..., L, A]` to sum to 1: noisy inputs stay
     mixtures of amino acids (and padding), the domain the one-hot encoding lives on. A row
@@ -262,7 +267,7 @@ def smoothgrad(
     if method not in SMOOTHED:
         raise ValueError(f"unknown method {method!r}; use one of {SMOOTHED}")
     scale = sigma * float(x.max() - x.min())
-    where = jnp.ones_like(x[:, :1]) if perturb_padding else (x[:, 1:].sum(-1, keepdims=True) > 0)
+    where = jnp.ones_like(x[:, :1]) if perturb_padding else residue_mask(x)
     noisy = x[None] + scale * where * jax.random.normal(key, (n, *x.shape), dtype=x.dtype)
     if project:
         noisy = project_to_simplex_rows(noisy)
@@ -337,15 +342,14 @@ def make_deeplift(
     rescale activation and compiling it happens once, here, not per explanation.
     """
     f_dl = make_f(rescale_activation(activation, eps=eps))
-    f = make_f(activation)
 
     @jax.jit
     def _explain(x, b):
-        pair = jnp.stack([x, b])
-        mult = jax.grad(lambda p: f_dl(p)[0])(pair)[0]
-        attr = (x - b) * mult
-        out = f(pair)
-        return attr, out
+        # The rescale activation's forward pass is `activation`, so one forward pass gives
+        # f(x) and f(baseline), and the pullback of the first output gives the multipliers.
+        out, pullback = jax.vjp(f_dl, jnp.stack([x, b]))
+        mult = pullback(jnp.array([1.0, 0.0], out.dtype))[0][0]
+        return (x - b) * mult, out
 
     def explain(x, baseline=None) -> DeepLiftResult:
         x = _as_input(x)

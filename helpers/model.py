@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.sequences import NUM_CHANNELS
+from helpers.sequences import AMINO_ACIDS, KYTE_DOOLITTLE, NUM_CHANNELS
 
 LENGTH_SCALE = 100.0  # the length feature is L / 100 residues
 PRETRAINED_NAME = "hemolysis_cnn"
@@ -152,16 +152,19 @@ def predict_fn(params: hk.Params, **config: Any) -> Callable[[jax.Array], jax.Ar
     return jax.jit(lambda x: model.apply(params, x))
 
 
+def hydropathy_weights(scale: float = 10.0) -> jax.Array:
+    """`[21]`: Kyte-Doolittle hydropathy per channel divided by `scale` (padding 0)."""
+    return jnp.array([0.0] + [KYTE_DOOLITTLE[a] for a in AMINO_ACIDS]) / scale
+
+
 def hydrophobicity_model(scale: float = 10.0) -> Callable[[jax.Array], jax.Array]:
     """A linear "model" whose truth is known: `f(x[B, L, 21]) -> [B]`, the sum of the
     Kyte-Doolittle hydropathy values of the residues divided by `scale` (padding counts 0).
 
-    Its gradient is the hydropathy table itself, so every attribution method has a closed
-    form on it; chapters 2 and 3 use it as a check that cannot lie.
+    Its gradient is `hydropathy_weights(scale)` at every position, so every attribution
+    method has a closed form on it; chapters 2 and 3 use it as a check that cannot lie.
     """
-    from helpers.sequences import AMINO_ACIDS, KYTE_DOOLITTLE
-
-    weights = jnp.array([0.0] + [KYTE_DOOLITTLE[a] for a in AMINO_ACIDS]) / scale  # [21]
+    weights = hydropathy_weights(scale)
     return jax.jit(lambda xb: jnp.einsum("bla,a->b", xb, weights))
 
 

@@ -270,3 +270,10 @@ def test_public_gradients_match_saliency_and_reject_bad_shapes(linear):
         A.gradients(f, xs[0])
     with pytest.raises(ValueError, match="NaN"):
         A.gradients(f, xs.at[0, 0, 0].set(jnp.nan))
+
+
+def test_residue_mask_marks_residues_only():
+    x = S.encode("KLW", length=6)
+    np.testing.assert_array_equal(A.residue_mask(x)[:, 0], [1, 1, 1, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"\[L, 21\]"):
+        A.residue_mask(x[None])

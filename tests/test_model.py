@@ -124,3 +124,10 @@ def test_hydrophobicity_model_is_the_kyte_doolittle_sum():
     g = jax.grad(lambda xb: f(xb).sum())(x)
     assert float(g[0, 5, S.ALPHABET.index("I")]) == pytest.approx(0.45)  # also on padding rows
     assert float(f(jnp.zeros((1, 8, 21)))[0]) == 0.0
+
+
+def test_hydropathy_weights_are_the_gradient_of_the_hydrophobicity_model():
+    f = M.hydrophobicity_model(scale=5.0)
+    x = jnp.asarray(S.encode_batch(["KLW"], length=4))
+    g = jax.grad(lambda xb: f(xb).sum())(x)
+    np.testing.assert_allclose(g[0], np.broadcast_to(M.hydropathy_weights(5.0), (4, 21)), rtol=1e-6)
