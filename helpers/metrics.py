@@ -69,3 +69,20 @@ def classification_metrics(y: np.ndarray, logits: np.ndarray, *, threshold: floa
         "mcc": float((tp * tn - fp * fn) / denom) if denom > 0 else 0.0,
         "auroc": auroc(y, s),
     }
+
+
+def precision_at_k(scores, truth, k: int | None = None) -> float:
+    """The fraction of the k highest `scores [n]` that fall on `truth [n]` (bool: the
+    residues a correct explanation should point at). k defaults to the number of true
+    residues; ties are broken by position (first wins)."""
+    s = np.asarray(scores, dtype=np.float64)
+    t = np.asarray(truth, dtype=bool)
+    if s.ndim != 1 or s.shape != t.shape:
+        raise ValueError(f"scores {s.shape} and truth {t.shape} must be 1-D of equal length")
+    if np.isnan(s).any():
+        raise ValueError("scores contain NaN")
+    k = int(t.sum()) if k is None else k
+    if not 1 <= k <= len(s):
+        raise ValueError(f"k must lie between 1 and {len(s)}, got {k} (is any residue marked true?)")
+    top = np.argsort(-s, kind="stable")[:k]
+    return float(t[top].mean())

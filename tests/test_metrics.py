@@ -58,3 +58,15 @@ def test_bad_input():
         M.auroc(np.array([0, 1]), np.zeros(3))
     with pytest.raises(ValueError, match="0 or 1"):
         M.auroc(np.array([0, 2]), np.zeros(2))
+
+
+def test_precision_at_k_on_a_hand_made_case():
+    truth = np.array([False, True, True, False, False])
+    assert M.precision_at_k([0.1, 0.9, 0.8, 0.2, 0.0], truth) == 1.0
+    assert M.precision_at_k([0.9, 0.1, 0.8, 0.2, 0.0], truth) == 0.5
+    assert M.precision_at_k([0.9, 0.1, 0.8, 0.2, 0.0], truth, k=1) == 0.0
+    assert M.precision_at_k([0.0] * 5, truth) == 0.5  # ties: the first k positions
+    with pytest.raises(ValueError, match="k must lie between"):
+        M.precision_at_k([0.0] * 5, np.zeros(5, bool))
+    with pytest.raises(ValueError, match="NaN"):
+        M.precision_at_k([np.nan] * 5, truth)

@@ -1,0 +1,275 @@
+"""Perturbation methods: coalition games over residues, and occlusion.
+
+Shape glossary: B batch, L padded length, A = 21 channels, n residues of one peptide (the
+players), C coalitions, M reference inputs (background peptides, or 1 baseline), W windows.
+
+The players are the residue positions `0 .. n-1` of one peptide `x [L, A]`; padding
+positions are never players and always keep x's values. A coalition is a boolean mask
+`[n]`: present residues keep x's one-hot rows, absent ones are replaced from a reference.
+Its value is the model's expected logit
+
+    v(S) = mean_m f(x_S ; r_m)       (r_1 .. r_M: references [M, L, A])
+
+- the *interventional* game: references are background peptides (absent residues are
+  replaced by the background peptide's residue at the same position; a background peptide
+  shorter than x leaves padding there);
+- the *baseline* game: a single reference, e.g. all padding (`"padding"`: absent residues
+  are deleted in place) or all zeros (`"zeros"`).
+
+`Game` evaluates many coalitions in few compiled, batched model calls and counts the model's
+forward passes, so estimators can be compared by cost. Occlusion is the special case "leave
+one window out" of the same game. Every function takes a predict function
+`f(x[B, L, A]) -> logits[B]`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from helpers.attribution import PredictFn, _as_input
+from helpers.sequences import NUM_CHANNELS
+
+FILLS = ("padding", "zeros")
+
+
+def num_players(x) -> int:
+    """The number of residues n of a one-hot peptide `x [L, A]` (residues before padding)."""
+    xa = np.asarray(x)
+    residue = xa[:, 1:].sum(axis=-1) > 0.5
+    n = int(residue.sum())
+    if n == 0:
+        raise ValueError("x holds no residue (all padding): there are no players to explain")
+    if not residue[:n].all():
+        raise ValueError("x must be a one-hot peptide with its residues before the padding")
+    return n
+
+
+def fill_reference(kind: str, x) -> jax.Array:
+    """A single reference `[L, A]` for the baseline game: `padding` (every position is the
+    padding token, so an absent residue is deleted in place) or `zeros` (all-zero rows)."""
+    x = _as_input(x)
+    if kind == "padding":
+        return jnp.zeros_like(x).at[:, 0].set(1.0)
+    if kind == "zeros":
+        return jnp.zeros_like(x)
+    raise ValueError(f"unknown fill {kind!r}; use one of {FILLS} or pass an array")
+
+
+def _references(x: jax.Array, background, baseline) -> jax.Array:
+    """The references `[M, L, A]` of the game, with clear errors for bad input."""
+    if background is not None and baseline is not None:
+        raise ValueError("pass either background (interventional game) or baseline, not both")
+    if background is None and baseline is None:
+        raise ValueError(
+            "no background: pass background peptides [M, L, 21] (interventional game), "
+            "or baseline='padding' / 'zeros' / an array [L, 21] for the baseline game"
+        )
+    if baseline is not None:
+        ref = fill_reference(baseline, x) if isinstance(baseline, str) else _as_input(baseline, "baseline")
+        if ref.shape != x.shape:
+            raise ValueError(f"baseline has shape {ref.shape} but x has shape {x.shape}; they must match")
+        return ref[None]
+    bg = np.asarray(background, dtype=np.float32)
+    if bg.ndim == 2:
+        bg = bg[None]
+    if bg.ndim != 3 or bg.shape[1:] != x.shape:
+        raise ValueError(f"background must have shape [M, {x.shape[0]}, {NUM_CHANNELS}], got {bg.shape}")
+    if bg.shape[0] == 0:
+        raise ValueError(
+            "background is empty: pass at least one background peptide (tens are usual), "
+            "or baseline='padding' for the baseline game"
+        )
+    if not np.isfinite(bg).all():
+        raise ValueError("background contains NaN or infinite values")
+    return jnp.asarray(bg)
+
+
+@functools.lru_cache(maxsize=64)
+def _coalition_values(f: PredictFn) -> Callable:
+    """Jitted `(x [L, A], refs [M, L, A], keep [c, L] bool) -> values [c]`: the mean over
+    references of f at the hybrids (x where keep, the reference elsewhere)."""
+
+    def values(x, refs, keep):
+        hybrid = jnp.where(keep[:, None, :, None], x[None, None], refs[None])  # [c, M, L, A]
+        c, m = hybrid.shape[:2]
+        return f(hybrid.reshape((c * m,) + x.shape)).reshape(c, m).mean(axis=1)
+
+    return jax.jit(values)
+
+
+class Game:
+    """The coalition game of one peptide: `game(masks [C, n] bool) -> values [C]` (float64).
+
+    Build it with `make_game`. Attributes: `n` players, `references` `[M, L, A]`,
+    `full = v(all residues) = f(x)`, `empty = v(no residue)`, and `calls`, the number of
+    model forward passes made so far (each coalition costs M).
+    """
+
+    def __init__(self, f: PredictFn, x: jax.Array, references: jax.Array, *, batch_size: int):
+        self.f = f
+        self.n = num_players(x)
+        self.x = x
+        self.references = references
+        self.batch_size = batch_size
+        self.calls = 0
+        ends = np.zeros((2, self.n), dtype=bool)
+        ends[0] = True
+        self.full, self.empty = (float(v) for v in self(ends))
+
+    @property
+    def size(self) -> int:
+        """M, the number of references averaged over per coalition."""
+        return int(self.references.shape[0])
+
+    def __call__(self, masks) -> np.ndarray:
+        masks = np.asarray(masks)
+        if masks.ndim != 2 or masks.shape[1] != self.n:
+            raise ValueError(f"masks must have shape [C, {self.n}] (one column per residue), got {masks.shape}")
+        masks = masks.astype(bool)
+        length = self.x.shape[0]
+        keep = np.ones((masks.shape[0], length), dtype=bool)  # padding always keeps x's rows
+        keep[:, : self.n] = masks
+        fn = _coalition_values(self.f)
+        m = self.size
+        # chunks of a power-of-two number of coalitions: few compiled shapes for any C
+        chunk = max(1, min(self.batch_size // m, 1 << max(0, len(keep) - 1).bit_length()))
+        out = []
+        for start in range(0, len(keep), chunk):
+            part = keep[start : start + chunk]
+            pad = chunk - len(part)
+            if pad:
+                part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)])
+            out.append(np.asarray(fn(self.x, self.references, jnp.asarray(part)))[: chunk - pad])
+        self.calls += len(masks) * m
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def make_game(
+    f: PredictFn,
+    x,
+    *,
+    background=None,
+    baseline=None,
+    length: int | None = None,
+    batch_size: int = 16384,
+) -> Game:
+    """The coalition game of peptide `x [L, A]` under model f.
+
+    Exactly one of `background` (`[M, L, A]` peptides: the interventional game) or
+    `baseline` (`"padding"`, `"zeros"` or an array `[L, A]`: the baseline game).
+
+    `length`: evaluate the model on inputs cut to their first `length` positions, for speed.
+    Only valid for models that ignore trailing padding (the course CNN does once `length`
+    >= n + 2, the reach of its first convolution); the game checks that f(x) and f of the empty
+    coalition's inputs are unchanged (to 1e-5) and raises otherwise. `batch_size`: inputs per call.
+    """
+    x = _as_input(x)
+    refs = _references(x, background, baseline)
+    n = num_players(x)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if length is not None:
+        if not n <= length <= x.shape[0]:
+            raise ValueError(f"length must lie between the {n} residues and L = {x.shape[0]}, got {length}")
+        # x and the empty coalition's inputs (references inside x's residues, x's padding
+        # after them), with and without the cut
+        empty = jnp.concatenate([refs[:, :n], jnp.broadcast_to(x[n:], (refs.shape[0],) + x[n:].shape)], 1)
+        full = jnp.concatenate([x[None], empty])
+        before = np.asarray(f(full))
+        after = np.asarray(f(full[:, :length]))
+        worst = float(np.abs(before - after).max())
+        if not worst <= 1e-5:
+            raise ValueError(
+                f"cutting inputs to length {length} changes the model's logits by up to {worst:.3g}: "
+                "this model depends on trailing padding; use a larger length or length=None"
+            )
+        x, refs = x[:length], refs[:, :length]
+    return Game(f, x, refs, batch_size=batch_size)
+
+
+def check_key(key) -> None:
+    """Raises unless `key` is one JAX PRNG key (`jax.random.PRNGKey(seed)` or `jax.random.key`)."""
+    raw = isinstance(key, jax.Array) and key.shape == (2,) and key.dtype == jnp.uint32
+    typed = isinstance(key, jax.Array) and key.shape == () and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    if not (raw or typed):
+        raise ValueError("key must be a JAX PRNG key, e.g. jax.random.PRNGKey(0), not a seed or an array")
+
+
+def game_for_fill(f: PredictFn, x, fill, *, length: int | None = None) -> Game:
+    """The game of a perturbation method's `fill`: `"padding"`, `"zeros"`, a baseline array
+    `[L, A]` (baseline game), or background peptides `[M, L, A]` (interventional game)."""
+    fill_arr = None if isinstance(fill, str) else np.asarray(fill)
+    if fill_arr is not None and fill_arr.ndim == 3:
+        return make_game(f, x, background=fill_arr, length=length)
+    return make_game(f, x, baseline=fill if fill_arr is None else fill_arr, length=length)
+
+
+# ----------------------------------------------------------------------------- occlusion
+
+
+def window_masks(n: int, window: int, stride: int = 1) -> np.ndarray:
+    """`[W, n]` bool masks with one window of `window` residues absent each, starting at
+    0, stride, 2 stride, ... (a last window is added so that every residue is covered)."""
+    if not (isinstance(window, (int, np.integer)) and 1 <= window):
+        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    if not (isinstance(stride, (int, np.integer)) and 1 <= stride):
+        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+    window = min(window, n)
+    starts = list(range(0, n - window + 1, stride))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    masks = np.ones((len(starts), n), dtype=bool)
+    for w, s in enumerate(starts):
+        masks[w, s : s + window] = False
+    return masks
+
+
+def occlusion(
+    f: PredictFn,
+    x,
+    *,
+    window: int = 1,
+    stride: int = 1,
+    fill="padding",
+    length: int | None = None,
+) -> np.ndarray:
+    """Occlusion scores `[n]`: how much the logit drops when a window of residues is
+    replaced, `f(x) - v(x without the window)`, averaged over the windows that cover each
+    residue (as Captum does).
+
+    `fill`: `"padding"` (delete the residues in place), `"zeros"` (all-zero rows), an array
+    `[L, A]` (a baseline), or background peptides `[M, L, A]` (the expected drop when the
+    window is replaced by the background's residues at the same positions). All windows go
+    through the model in one batched call (chunked only beyond 16384 inputs).
+    """
+    game = game_for_fill(f, x, fill, length=length)
+    masks = window_masks(game.n, window, stride)
+    drops = game.full - game(masks)  # [W]
+    covered = ~masks  # [W, n]
+    return (drops[:, None] * covered).sum(axis=0) / covered.sum(axis=0)
+
+
+def normalise(scores) -> np.ndarray:
+    """Scores divided by their largest absolute value (all zeros stay zeros)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1 or not np.isfinite(s).all():
+        raise ValueError(f"scores must be a finite vector [n], got shape {s.shape}")
+    top = np.abs(s).max() if s.size else 0.0
+    return s / top if top > 0 else s
+
+
+def combined_score(*scores) -> np.ndarray:
+    """The average of several per-residue scores `[n]` after scaling each to a largest
+    absolute value of 1 (e.g. occlusion and gradient x input). A comparison, not a method
+    with a guarantee: the scaling discards each score's units."""
+    if len(scores) < 2:
+        raise ValueError("combined_score needs at least two score vectors")
+    normed = [normalise(s) for s in scores]
+    if len({len(s) for s in normed}) != 1:
+        raise ValueError(f"score vectors have different lengths: {[len(s) for s in normed]}")
+    return np.mean(normed, axis=0)

@@ -1,0 +1,77 @@
+import jax
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from helpers import perturbation as P
+from helpers import sequences as S
+from helpers import surrogate as SG
+
+L = 24
+SEQ = "KLWKLLKAGV"
+KEY = jax.random.PRNGKey(0)
+
+
+def _x(seq=SEQ):
+    return S.encode(seq, length=L)
+
+
+def _terms(w, x):
+    """What deleting each residue costs the additive model: W[i, x_i] - W[i, padding]."""
+    return ((np.asarray(x) - np.asarray(P.fill_reference("padding", x))) * w)[: len(SEQ)].sum(axis=1)
+
+
+def test_lime_on_a_linear_model_recovers_signs_and_ranking(additive):
+    w, f = additive
+    x = _x()
+    truth = _terms(w, x)
+    res = SG.lime(f, x, KEY, n_samples=1000)
+    assert (np.sign(res.coefficients) == np.sign(truth)).all()
+    assert spearmanr(res.coefficients, truth).statistic == pytest.approx(1.0)
+    assert res.r2 > 0.999  # the model is exactly linear in the switches
+    np.testing.assert_allclose(res.coefficients, truth, rtol=0.05, atol=0.02)  # ridge shrinks a little
+    assert res.model_calls == 1000 + 2
+
+
+def test_lime_selects_the_largest_terms(additive):
+    w, f = additive
+    x = _x()
+    truth = _terms(w, x)
+    res = SG.lime(f, x, KEY, n_samples=1000, n_features=3)
+    assert len(res.selected) == 3 and (np.count_nonzero(res.coefficients) == 3)
+    assert set(res.selected) == set(np.argsort(-np.abs(truth))[:3])
+
+
+def test_sampling_and_kernel():
+    z = SG.sample_masks(KEY, 8, 500)
+    assert z.shape == (500, 8) and z[0].all()
+    removed = (~z[1:]).sum(axis=1)
+    assert removed.min() == 1 and removed.max() == 7  # 1 .. n-1 residues removed
+    assert abs(np.bincount(removed)[1:].std() / np.bincount(removed)[1:].mean()) < 0.2  # ~uniform
+    np.testing.assert_allclose(SG.kernel_weights([0.0, 0.25], 0.25), [1.0, np.exp(-0.5)])
+
+
+def test_lime_is_deterministic_given_the_key(cnn):
+    _, f = cnn
+    x = S.encode("GLLKRIKKLL")
+    a = SG.lime(f, x, KEY, n_samples=200, length=12)
+    b = SG.lime(f, x, KEY, n_samples=200, length=12)
+    c = SG.lime(f, x, jax.random.PRNGKey(1), n_samples=200, length=12)
+    np.testing.assert_array_equal(a.coefficients, b.coefficients)
+    assert not np.array_equal(a.coefficients, c.coefficients)
+    assert 0.0 < a.r2 <= 1.0
+
+
+def test_errors(additive):
+    _, f = additive
+    x = _x()
+    with pytest.raises(ValueError, match=r"n_samples must be an integer >= 2 \(n \+ 1\) = 22"):
+        SG.lime(f, x, KEY, n_samples=10)
+    with pytest.raises(ValueError, match="kernel_width"):
+        SG.lime(f, x, KEY, kernel_width=0.0)
+    with pytest.raises(ValueError, match="n_features"):
+        SG.lime(f, x, KEY, n_features=0)
+    with pytest.raises(ValueError, match="at least 2 residues"):
+        SG.lime(f, S.encode("K", length=L), KEY)
+    with pytest.raises(ValueError, match="PRNG key"):
+        SG.lime(f, x, 42)
