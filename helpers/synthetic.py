@@ -60,12 +60,13 @@ def planted_motif(
         planted = [motif if positive else decoy]
         if rng.random() < 0.5:
             planted.append(decoy)
-        for start, word in zip(slots, planted):
+        slots = slots[: len(planted)]
+        for start, word in zip(slots, planted, strict=True):
             residues[start : start + k] = list(word)
         seq = "".join(residues)
         sequences.append(seq)
         starts.append(int(slots[0]) if positive else -1)
-        decoys.append(tuple(int(s) for s, w in zip(slots, planted) if w == decoy))
+        decoys.append(tuple(int(s) for s, w in zip(slots, planted, strict=True) if w == decoy))
     y = np.array([motif in s for s in sequences], dtype=np.int32)
     split = Split(encode_batch(sequences, length=length), y, sequences)
     return MotifData(split, np.array(starts), tuple(decoys))
