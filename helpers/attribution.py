@@ -191,6 +191,19 @@ def make_baseline(kind: str, x, *, train_x=None) -> jax.Array:
 # ----------------------------------------------------------------------------- reducers
 
 
+def num_residues(x) -> int:
+    """The number of residues n of one peptide `x [L, A]`, checked: at least one residue,
+    and all residues before the padding (positions holding amino-acid mass, as in
+    `sequences.lengths`)."""
+    residue = np.asarray(x)[:, 1:].sum(axis=-1) > 0
+    n = int(residue.sum())
+    if n == 0:
+        raise ValueError("x holds no residue (all padding): there is nothing to explain")
+    if not residue[:n].all():
+        raise ValueError("x must be a one-hot peptide with its residues before the padding")
+    return n
+
+
 def per_residue(attributions, x, *, how: str = "own") -> np.ndarray:
     """One score per residue `[n]` from attributions `[L, A]` of peptide `x [L, A]`.
 
@@ -203,8 +216,8 @@ def per_residue(attributions, x, *, how: str = "own") -> np.ndarray:
     if a.shape != xa.shape or a.ndim != 2 or a.shape[-1] != NUM_CHANNELS:
         raise ValueError(f"attributions {a.shape} and x {xa.shape} must both be [L, {NUM_CHANNELS}]")
     idx = xa.argmax(axis=-1)
-    n = int((xa[:, 1:].sum(axis=-1) > 0).sum())
-    if n == 0 or not (idx[:n] > 0).all():
+    n = num_residues(xa)
+    if not (idx[:n] > 0).all():
         raise ValueError("x must be a one-hot peptide with its residues before the padding")
     if how == "own":
         return a[np.arange(n), idx[:n]]

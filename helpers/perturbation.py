@@ -31,22 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.attribution import PredictFn, _as_input
+from helpers.attribution import PredictFn, _as_input, num_residues
 from helpers.sequences import NUM_CHANNELS
 
 FILLS = ("padding", "zeros")
-
-
-def num_players(x) -> int:
-    """The number of residues n of a one-hot peptide `x [L, A]` (residues before padding)."""
-    xa = np.asarray(x)
-    residue = xa[:, 1:].sum(axis=-1) > 0.5
-    n = int(residue.sum())
-    if n == 0:
-        raise ValueError("x holds no residue (all padding): there are no players to explain")
-    if not residue[:n].all():
-        raise ValueError("x must be a one-hot peptide with its residues before the padding")
-    return n
 
 
 def fill_reference(kind: str, x) -> jax.Array:
@@ -110,9 +98,9 @@ class Game:
     model forward passes made so far (each coalition costs M).
     """
 
-    def __init__(self, f: PredictFn, x: jax.Array, references: jax.Array, *, batch_size: int):
+    def __init__(self, f: PredictFn, x: jax.Array, references: jax.Array, *, n: int, batch_size: int):
         self.f = f
-        self.n = num_players(x)
+        self.n = n
         self.x = x
         self.references = references
         self.batch_size = batch_size
@@ -170,7 +158,7 @@ def make_game(
     """
     x = _as_input(x)
     refs = _references(x, background, baseline)
-    n = num_players(x)
+    n = num_residues(x)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if length is not None:
@@ -189,7 +177,7 @@ def make_game(
                 "this model depends on trailing padding; use a larger length or length=None"
             )
         x, refs = x[:length], refs[:, :length]
-    return Game(f, x, refs, batch_size=batch_size)
+    return Game(f, x, refs, n=n, batch_size=batch_size)
 
 
 def check_key(key) -> None:

@@ -42,10 +42,6 @@ def _result(game: Game, values: np.ndarray, stderr, coalitions: int) -> ShapleyR
     return ShapleyResult(values, stderr, gap, game.full, game.empty, coalitions, game.calls)
 
 
-def _game(f, x, background, baseline, length) -> Game:
-    return make_game(f, x, background=background, baseline=baseline, length=length)
-
-
 def all_coalitions(n: int) -> np.ndarray:
     """`[2^n, n]` bool: row s is the coalition whose bit i (of the integer s) is player i."""
     return ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
@@ -84,7 +80,7 @@ def shapley_exact(
     """Exact Shapley values `[n]` of the residues of `x [L, A]` by evaluating all 2^n
     coalitions in batched model calls (each costs M = number of references forward passes).
     `background [M, L, A]` or `baseline` and `length` as in `perturbation.make_game`."""
-    game = _game(f, x, background, baseline, length)
+    game = make_game(f, x, background=background, baseline=baseline, length=length)
     n = game.n
     if n > max_players:
         raise ValueError(
@@ -123,7 +119,7 @@ def shapley_permutation(
             f"n_permutations must be an even integer >= 4 (at least two antithetic pairs, so "
             f"that a standard error exists), got {n_permutations!r}"
         )
-    game = _game(f, x, background, baseline, length)
+    game = make_game(f, x, background=background, baseline=baseline, length=length)
     n = game.n
     pairs = n_permutations // 2
     keys = jax.random.split(key, pairs)
@@ -166,7 +162,7 @@ def kernel_shap(
     No standard error is reported (the sampled rows are not independent pairs).
     """
     check_key(key)
-    game = _game(f, x, background, baseline, length)
+    game = make_game(f, x, background=background, baseline=baseline, length=length)
     n = game.n
     if not isinstance(n_samples, (int, np.integer)) or n_samples < n + 1:
         raise ValueError(
@@ -200,11 +196,10 @@ def _kernel_coalitions(n: int, budget: int, key: jax.Array) -> tuple[np.ndarray,
                             for k in range(1, n_sizes + 1)])
     masks, weights = [], []
     remaining = float(budget)
-    left = pair_weight.copy()
     full_sizes = 0
     for k in range(1, n_sizes + 1):
         count = math.comb(n, k) * (2 if k <= n_paired else 1)
-        share = left[k - 1] / left[k - 1 :].sum()
+        share = pair_weight[k - 1] / pair_weight[k - 1 :].sum()  # of the weight not yet enumerated
         if remaining * share + 1e-8 < count:
             break
         subsets = [np.isin(np.arange(n), c) for c in itertools.combinations(range(n), k)]

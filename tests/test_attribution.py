@@ -40,6 +40,16 @@ def _peptide(seq="KLWKLLKAGV", length=L):
     return jnp.asarray(S.encode(seq, length=length))
 
 
+def test_num_residues():
+    assert A.num_residues(_peptide()) == 10
+    with pytest.raises(ValueError, match="no residue"):
+        A.num_residues(np.eye(21)[np.zeros(L, int)])
+    bad = np.asarray(_peptide()).copy()
+    bad[2] = np.eye(21)[0]  # a hole before the end
+    with pytest.raises(ValueError, match="before the padding"):
+        A.num_residues(bad)
+
+
 # --------------------------------------------------------------------------- linear model
 
 

@@ -13,22 +13,6 @@ def _x(seq=SEQ, length=L):
     return S.encode(seq, length=length)
 
 
-def _terms(w, x, ref):
-    """Per-position terms of the additive model relative to a reference: [n]."""
-    n = P.num_players(x)
-    return ((np.asarray(x) - np.asarray(ref)) * w)[:n].sum(axis=1)
-
-
-def test_num_players():
-    assert P.num_players(_x()) == len(SEQ)
-    with pytest.raises(ValueError, match="no residue"):
-        P.num_players(np.eye(21)[np.zeros(L, int)])
-    bad = np.asarray(_x()).copy()
-    bad[2] = np.eye(21)[0]  # a hole before the end
-    with pytest.raises(ValueError, match="before the padding"):
-        P.num_players(bad)
-
-
 def test_game_builds_the_hybrids_it_promises(additive, background_peptides):
     w, f = additive
     x = _x()
@@ -91,25 +75,25 @@ def test_length_cut_is_exact_for_the_cnn_and_refused_for_a_model_that_counts_pad
 
 
 @pytest.mark.parametrize("fill", ["padding", "zeros"])
-def test_occlusion_window_1_on_an_additive_model_equals_each_term(additive, fill):
-    w, f = additive
+def test_occlusion_window_1_on_an_additive_model_equals_each_term(additive, additive_terms, fill):
+    _, f = additive
     x = _x()
     scores = P.occlusion(f, x, window=1, fill=fill)
-    np.testing.assert_allclose(scores, _terms(w, x, P.fill_reference(fill, x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(scores, additive_terms(x, P.fill_reference(fill, x)), rtol=1e-5, atol=1e-5)
 
 
-def test_occlusion_with_a_background_is_the_expected_drop(additive, background_peptides):
-    w, f = additive
+def test_occlusion_with_a_background_is_the_expected_drop(additive, additive_terms, background_peptides):
+    _, f = additive
     x = _x()
     bg = background_peptides[:16, :L]
     scores = P.occlusion(f, x, window=1, fill=bg)
-    np.testing.assert_allclose(scores, _terms(w, x, bg.mean(axis=0)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(scores, additive_terms(x, bg), rtol=1e-5, atol=1e-5)
 
 
-def test_occlusion_windows_average_over_covering_windows(additive):
-    w, f = additive
+def test_occlusion_windows_average_over_covering_windows(additive, additive_terms):
+    _, f = additive
     x = _x()
-    t = _terms(w, x, P.fill_reference("padding", x))
+    t = additive_terms(x, P.fill_reference("padding", x))
     scores = P.occlusion(f, x, window=3, stride=2)
     # windows start at 0, 2, 4, 6 and 7 (added to cover the last residue); drop = sum of terms
     starts = [0, 2, 4, 6, 7]

@@ -16,15 +16,10 @@ def _x(seq=SEQ):
     return S.encode(seq, length=L)
 
 
-def _terms(w, x):
-    """What deleting each residue costs the additive model: W[i, x_i] - W[i, padding]."""
-    return ((np.asarray(x) - np.asarray(P.fill_reference("padding", x))) * w)[: len(SEQ)].sum(axis=1)
-
-
-def test_lime_on_a_linear_model_recovers_signs_and_ranking(additive):
-    w, f = additive
+def test_lime_on_a_linear_model_recovers_signs_and_ranking(additive, additive_terms):
+    _, f = additive
     x = _x()
-    truth = _terms(w, x)
+    truth = additive_terms(x, P.fill_reference("padding", x))  # what deleting each residue costs
     res = SG.lime(f, x, KEY, n_samples=1000)
     assert (np.sign(res.coefficients) == np.sign(truth)).all()
     assert spearmanr(res.coefficients, truth).statistic == pytest.approx(1.0)
@@ -33,10 +28,10 @@ def test_lime_on_a_linear_model_recovers_signs_and_ranking(additive):
     assert res.model_calls == 1000 + 2
 
 
-def test_lime_selects_the_largest_terms(additive):
-    w, f = additive
+def test_lime_selects_the_largest_terms(additive, additive_terms):
+    _, f = additive
     x = _x()
-    truth = _terms(w, x)
+    truth = additive_terms(x, P.fill_reference("padding", x))
     res = SG.lime(f, x, KEY, n_samples=1000, n_features=3)
     assert len(res.selected) == 3 and (np.count_nonzero(res.coefficients) == 3)
     assert set(res.selected) == set(np.argsort(-np.abs(truth))[:3])
