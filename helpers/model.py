@@ -109,8 +109,11 @@ class HemolysisCNN(hk.Module):
         fractions = counts / smooth_max1(n)  # exact for peptides, 0 at the all-zero input
         return jnp.concatenate([h_max, h_mean, fractions, n / LENGTH_SCALE], axis=-1)
 
-    def __call__(self, x: jax.Array) -> jax.Array:  # [B, L, A] -> [B]
-        h = self.features(x)
+    def __call__(self, x: jax.Array, *, from_features: bool = False) -> jax.Array:
+        """`x [B, L, A]` -> logits `[B]`; with `from_features=True`, `x` is the features
+        `[B, F]` and only the dense head runs (its modules must be created in `__call__`
+        to keep their parameter names)."""
+        h = x if from_features else self.features(x)
         for i, width in enumerate(self.hidden):
             h = self.activation(hk.Linear(width, with_bias=False, name=f"dense{i}")(h))
         return hk.Linear(1, with_bias=False, name="logit")(h)[..., 0]
@@ -141,6 +144,25 @@ def make_features(**config: Any) -> hk.Transformed:
         return HemolysisCNN(**config).features(x)
 
     return hk.without_apply_rng(hk.transform(features))
+
+
+def make_head(**config: Any) -> hk.Transformed:
+    """`hk.Transformed` of the dense head `[B, F] -> [B]` logits, from the features that
+    `make_features` computes. Its parameters are the dense entries of `make_model`'s
+    (`head_params` picks them out), so the two compose to the full model."""
+
+    def head(h: jax.Array) -> jax.Array:
+        return HemolysisCNN(**config)(h, from_features=True)
+
+    return hk.without_apply_rng(hk.transform(head))
+
+
+def head_params(params: hk.Params) -> hk.Params:
+    """The dense-layer entries of the full model's `params` (what `make_head` applies)."""
+    out = {k: v for k, v in params.items() if k.rsplit("/", 1)[-1].startswith(("dense", "logit"))}
+    if not out:
+        raise ValueError(f"no dense layers among the parameters {sorted(params)}")
+    return out
 
 
 def predict_fn(params: hk.Params, **config: Any) -> Callable[[jax.Array], jax.Array]:

@@ -1,0 +1,583 @@
+"""Influence functions (Koh & Liang 2017) and TracIn (Pruthi et al. 2020) for any JAX model.
+
+Shape glossary: N training examples, T test examples, R removed examples, P parameters
+(the model's parameter pytree flattened into one vector), `...` any per-example shape.
+
+Everything here works on a *per-example loss* `loss_fn(params, x[B, ...], y[B]) -> [B]`
+and a parameter pytree, so it applies to any JAX model (a haiku `apply`, a hand-written
+logistic regression, the dense head of the CNN on frozen features). The training objective
+is
+
+    R(theta) = (1 / N) sum_i w_i loss_i(theta) + (weight_decay / 2) |theta|^2,
+
+with weights w_i = 1 for the model as trained. Removing training example j is w_j = 0
+(the 1 / N stays, so the regulariser keeps its weight; see `fit`). Its Hessian H is what
+influence functions invert; `damping` adds `damping * I` to it on top of the weight decay.
+
+Sign conventions (Koh & Liang's):
+  up_loss[t, i] = -grad L_t^T H^-1 grad loss_i     effect on the test loss L_t of
+                                                     up-weighting example i by eps (per eps)
+  removal[t, i] = -up_loss[t, i] / N                predicted change of L_t when i is removed
+A *helpful* training example has removal > 0 (taking it out raises the test loss), a
+*harmful* one removal < 0.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import optax.tree_utils as otu
+from jax.flatten_util import ravel_pytree
+
+Params = Any
+LossFn = Callable[[Params, jax.Array, jax.Array], jax.Array]  # per-example losses [B]
+Hvp = Callable[..., jax.Array]  # hvp(v[P]) -> [P], or hvp(v[P], key) -> [P] (stochastic)
+
+MAX_EXACT_PARAMS = 4096  # an exact Hessian above this is 64 MiB of float32 or more
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_examples(x, y, *, name: str = "training set") -> tuple[jax.Array, jax.Array]:
+    """`(x, y)` as arrays after checking they are a non-empty, finite set of N examples."""
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"the {name} is empty: influence needs at least one example (x {x.shape})")
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"the {name} has {x.shape[0]} inputs but labels of shape {y.shape}: pass y as [N]"
+        )
+    for arr, what in ((x, "inputs"), (y, "labels")):
+        if jnp.issubdtype(arr.dtype, jnp.floating) and not bool(jnp.isfinite(arr).all()):
+            raise ValueError(f"the {name}'s {what} contain NaN or infinity: clean them first")
+    return x, y
+
+
+def _check_weights(weights, n: int) -> jax.Array:
+    if weights is None:
+        return jnp.ones(n)
+    w = jnp.asarray(weights)
+    if w.shape[-1] != n:
+        raise ValueError(f"weights of shape {w.shape} for {n} training examples: the last axis must be N")
+    return w
+
+
+def flatten(params: Params) -> tuple[jax.Array, Callable[[jax.Array], Params]]:
+    """`(theta [P], unravel)`: the parameter pytree as one vector, and the way back."""
+    return ravel_pytree(params)
+
+
+# ----------------------------------------------------------------------------- objective
+
+
+def make_objective(
+    loss_fn: LossFn, params: Params, x, y, *, weight_decay: float = 0.0
+) -> tuple[Callable[[jax.Array, jax.Array], jax.Array], jax.Array, Callable]:
+    """`(objective, theta, unravel)` with `objective(theta[P], weights[N]) -> R` (a scalar).
+
+    `theta` is `params` flattened; `objective(theta, 1)` is the training objective.
+    """
+    x, y = check_examples(x, y)
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    theta, unravel = flatten(params)
+    return _objective(loss_fn, unravel, x, y, weight_decay), theta, unravel
+
+
+def make_hvp(
+    loss_fn: LossFn,
+    params: Params,
+    x,
+    y,
+    *,
+    weight_decay: float = 0.0,
+    batch_size: int | None = None,
+) -> Hvp:
+    """A jitted Hessian-vector product of the training objective at `params`.
+
+    Forward-over-reverse: `H v = d/de grad R(theta + e v)`, one `jax.jvp` of `jax.grad`,
+    never forming H (cost: about two gradients). With `batch_size=None` it is `hvp(v[P])`
+    over the whole training set. With a `batch_size` it is `hvp(v[P], key)` over a random
+    mini-batch of that size drawn with `key` (an unbiased estimate of H v, what LiSSA uses).
+    """
+    x, y = check_examples(x, y)
+    theta, unravel = flatten(params)
+    n = x.shape[0]
+
+    def grad_on(xb, yb):
+        def r(t):
+            return jnp.mean(loss_fn(unravel(t), xb, yb)) + 0.5 * weight_decay * jnp.vdot(t, t)
+
+        return jax.grad(r)
+
+    if batch_size is None:
+        g = grad_on(x, y)
+
+        @jax.jit
+        def hvp(v: jax.Array) -> jax.Array:
+            return jax.jvp(g, (theta,), (v,))[1]
+
+        return hvp
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be between 1 and N = {n}, got {batch_size}")
+
+    @jax.jit
+    def hvp_sampled(v: jax.Array, key: jax.Array) -> jax.Array:
+        idx = jax.random.choice(key, n, (batch_size,), replace=False)
+        return jax.jvp(grad_on(x[idx], y[idx]), (theta,), (v,))[1]
+
+    return hvp_sampled
+
+
+def exact_hessian(
+    loss_fn: LossFn, params: Params, x, y, *, weight_decay: float = 0.0, max_params: int = MAX_EXACT_PARAMS
+) -> jax.Array:
+    """The Hessian `[P, P]` of the training objective, for small models only (the check that
+    the iterative solvers are right). Refuses more than `max_params` parameters."""
+    objective, theta, _ = make_objective(loss_fn, params, x, y, weight_decay=weight_decay)
+    if theta.size > max_params:
+        raise ValueError(
+            f"{theta.size} parameters: the exact Hessian would hold {theta.size ** 2:,} numbers. "
+            f"Use Hessian-vector products (make_hvp) with conjugate_gradient or lissa, or "
+            f"take the Hessian of a small part of the model (e.g. the last layer)."
+        )
+    return jax.hessian(objective)(theta, jnp.ones(x.shape[0], theta.dtype))
+
+
+# ----------------------------------------------------------------------------- solvers
+
+
+class SolveResult(NamedTuple):
+    x: jax.Array  # [P] or [T, P]: the solution of (H + damping I) x = b
+    iterations: jax.Array  # [] or [T]: iterations (CG) or recursion depth (LiSSA) used
+    residual: jax.Array  # [] or [T]: |(H + damping I) x - b| / |b|
+    negative_curvature: jax.Array  # [] or [T] bool: CG met p^T A p <= 0 (A not positive definite)
+
+
+def conjugate_gradient(
+    hvp: Hvp, b, *, damping: float = 0.0, tol: float = 1e-5, maxiter: int = 100
+) -> SolveResult:
+    """Solves `(H + damping I) x = b` by conjugate gradients, with `H v = hvp(v)`.
+
+    `b` is `[P]` or `[T, P]` (T right-hand sides solved together under `vmap`). Stops when
+    the relative residual `|A x - b| / |b|` is below `tol` or after `maxiter` iterations.
+    CG needs A symmetric positive definite: if it meets a direction of non-positive
+    curvature it stops there and sets `negative_curvature` (add damping). Koh & Liang use
+    tol 1e-8 in float64; in float32 the residual stalls near 1e-6, hence the default 1e-5.
+    """
+    b = jnp.asarray(b)
+    if b.ndim == 2:
+        solve = jax.vmap(lambda bb: conjugate_gradient(hvp, bb, damping=damping, tol=tol, maxiter=maxiter))
+        return solve(b)
+    if b.ndim != 1:
+        raise ValueError(f"b must be [P] or [T, P], got {b.shape}")
+    if maxiter < 1 or tol <= 0:
+        raise ValueError(f"need maxiter >= 1 and tol > 0, got maxiter={maxiter}, tol={tol}")
+
+    def matvec(v):
+        return hvp(v) + damping * v
+
+    b_norm = jnp.linalg.norm(b)
+    safe_norm = jnp.where(b_norm > 0, b_norm, 1.0)
+
+    def cond(c):
+        x, r, p, rr, k, neg = c
+        return (k < maxiter) & (jnp.sqrt(rr) / safe_norm > tol) & ~neg
+
+    def body(c):
+        x, r, p, rr, k, neg = c
+        ap = matvec(p)
+        pap = jnp.vdot(p, ap)
+        neg = pap <= 0
+        alpha = jnp.where(neg, 0.0, rr / jnp.where(neg, 1.0, pap))
+        x = x + alpha * p
+        r = r - alpha * ap
+        rr_new = jnp.vdot(r, r)
+        p = r + (rr_new / rr) * p
+        return x, r, p, rr_new, k + 1, neg
+
+    x0 = jnp.zeros_like(b)
+    init = (x0, b, b, jnp.vdot(b, b), jnp.array(0), jnp.array(False))
+    x, _, _, _, k, neg = jax.lax.while_loop(cond, body, init)
+    residual = jnp.linalg.norm(matvec(x) - b) / safe_norm  # the true residual, not CG's recursion
+    return SolveResult(x, k, residual, neg)
+
+
+def lissa(
+    hvp: Hvp,
+    b,
+    *,
+    scale: float,
+    damping: float = 0.0,
+    depth: int = 1000,
+    key: jax.Array | None = None,
+    repeats: int = 1,
+    full_hvp: Hvp | None = None,
+) -> SolveResult:
+    """Solves `(H + damping I) x = b` with LiSSA (Agarwal et al. 2017), as Koh & Liang do.
+
+    The recursion `h <- b + h - (H + damping I) h / scale`, run `depth` times from h = b,
+    is the truncated Neumann series of `scale (H + damping I)^-1 b`; the answer is
+    `h / scale`. It converges only if every eigenvalue of `(H + damping I) / scale` lies in
+    (0, 2): take `scale` above the largest eigenvalue (`extreme_eigenvalues`) and expect
+    about `scale / smallest eigenvalue` steps. With `key`, each step uses a fresh
+    mini-batch HVP `hvp(v, key)` (from `make_hvp(..., batch_size=...)`) and `repeats`
+    independent runs are averaged, the stochastic method of the paper; without, `hvp(v)` is
+    the full-batch product and the recursion is deterministic. The residual is measured
+    with the full-batch product: `hvp`, or `full_hvp(v)` in the stochastic case (without it
+    the residual is NaN). Raises if the recursion diverges. `b` is `[P]` or `[T, P]`.
+    """
+    if scale <= 0 or depth < 1 or repeats < 1:
+        raise ValueError(f"need scale > 0, depth >= 1, repeats >= 1; got {scale}, {depth}, {repeats}")
+    b = jnp.asarray(b)
+    if b.ndim not in (1, 2):
+        raise ValueError(f"b must be [P] or [T, P], got {b.shape}")
+    stochastic = key is not None
+    if not stochastic and repeats != 1:
+        raise ValueError("repeats > 1 only makes sense for the stochastic version: pass a key")
+
+    def run(bb, k):
+        def step(h, kk):
+            hv = hvp(h, kk) if stochastic else hvp(h)
+            return bb + h - (hv + damping * h) / scale, None
+
+        keys = jax.random.split(k, depth) if stochastic else jnp.zeros((depth, 2), jnp.uint32)
+        h, _ = jax.lax.scan(step, bb, keys)
+        return h / scale
+
+    def solve_one(bb, k):
+        ks = jax.random.split(k, repeats)
+        return jax.vmap(lambda kk: run(bb, kk))(ks).mean(axis=0)
+
+    k0 = key if stochastic else jax.random.PRNGKey(0)  # unused when deterministic
+    full = jax.jit(jax.vmap(solve_one, in_axes=(0, None)))
+    x = full(b.reshape(-1, b.shape[-1]), k0)
+    if not bool(jnp.isfinite(x).all()):
+        raise FloatingPointError(
+            f"LiSSA diverged (scale = {scale}): the scale must exceed the largest eigenvalue "
+            f"of H + damping I; measure it with extreme_eigenvalues and raise the scale"
+        )
+
+    flat_b = b.reshape(x.shape)
+    check = hvp if not stochastic else full_hvp
+    if check is None:
+        residual = jnp.full(len(x), jnp.nan)
+    else:
+        ax = jax.vmap(check)(x) + damping * x
+        residual = jnp.linalg.norm(ax - flat_b, axis=-1) / jnp.maximum(jnp.linalg.norm(flat_b, axis=-1), 1e-30)
+    shape = b.shape[:-1]
+    return SolveResult(
+        x.reshape(b.shape), jnp.full(shape, depth), residual.reshape(shape), jnp.zeros(shape, bool)
+    )
+
+
+def extreme_eigenvalues(hvp: Hvp, dim: int, key: jax.Array, *, iters: int = 100) -> tuple[float, float]:
+    """`(largest, smallest)` eigenvalue of H by power iteration with `hvp(v[dim])`.
+
+    The largest (in magnitude) from H, then the smallest from the shifted matrix
+    `largest I - H`. A negative smallest value means the objective is not convex there
+    and H^-1 is not a meaningful quadratic model: use damping above its magnitude.
+    """
+    if dim < 1 or iters < 1:
+        raise ValueError(f"need dim >= 1 and iters >= 1, got {dim}, {iters}")
+
+    def power(matvec, v):
+        def body(v, _):
+            w = matvec(v)
+            return w / jnp.linalg.norm(w), None
+
+        v, _ = jax.lax.scan(body, v / jnp.linalg.norm(v), None, length=iters)
+        return jnp.vdot(v, matvec(v))
+
+    k1, k2 = jax.random.split(key)
+    top = power(hvp, jax.random.normal(k1, (dim,)))
+    shifted = power(lambda v: top * v - hvp(v), jax.random.normal(k2, (dim,)))
+    return float(top), float(top - shifted)
+
+
+# ----------------------------------------------------------------------------- gradients
+
+
+@functools.partial(jax.jit, static_argnames="loss_fn")
+def _grads_chunk(params: Params, xb: jax.Array, yb: jax.Array, *, loss_fn: LossFn) -> jax.Array:
+    theta, unravel = flatten(params)
+
+    def one(xi, yi):
+        return jax.grad(lambda t: loss_fn(unravel(t), xi[None], yi[None])[0])(theta)
+
+    return jax.vmap(one)(xb, yb)
+
+
+def per_example_grads(loss_fn: LossFn, params: Params, x, y, *, batch_size: int = 512) -> jax.Array:
+    """`[N, P]`: the gradient of each example's loss (no regulariser), by `vmap` of
+    `jax.grad`, in chunks of `batch_size` to bound memory (N P numbers in all).
+
+    Compiled once per `loss_fn` (pass the same function object to reuse the compilation)."""
+    x, y = check_examples(x, y, name="set of examples")
+    return jnp.concatenate(
+        [_grads_chunk(params, x[i : i + batch_size], y[i : i + batch_size], loss_fn=loss_fn)
+         for i in range(0, x.shape[0], batch_size)]
+    )
+
+
+@functools.partial(jax.jit, static_argnames="loss_fn")
+def _jvp_chunk(params: Params, xb: jax.Array, yb: jax.Array, d: jax.Array, *, loss_fn: LossFn) -> jax.Array:
+    theta, unravel = flatten(params)
+
+    def along(di):
+        return jax.jvp(lambda t: loss_fn(unravel(t), xb, yb), (theta,), (di,))[1]
+
+    return jax.vmap(along)(d)
+
+
+def directional_derivatives(
+    loss_fn: LossFn, params: Params, x, y, directions, *, batch_size: int = 4096
+) -> jax.Array:
+    """`[T, N]`: `grad loss_i . d_t` for every example i and direction `d_t` (`directions`
+    `[T, P]` or `[P]` -> `[N]`), without forming the `[N, P]` gradients: one forward-mode
+    `jax.jvp` of the vector of losses per direction, `vmap`ped over the directions."""
+    x, y = check_examples(x, y, name="set of examples")
+    theta, _ = flatten(params)
+    d = jnp.asarray(directions)
+    single = d.ndim == 1
+    d = d[None] if single else d
+    if d.ndim != 2 or d.shape[1] != theta.size:
+        raise ValueError(f"directions must be [T, {theta.size}] or [{theta.size}], got {jnp.shape(directions)}")
+    out = jnp.concatenate(
+        [_jvp_chunk(params, x[i : i + batch_size], y[i : i + batch_size], d, loss_fn=loss_fn)
+         for i in range(0, x.shape[0], batch_size)], axis=1
+    )
+    return out[0] if single else out
+
+
+# ----------------------------------------------------------------------------- influence
+
+
+class InfluenceResult(NamedTuple):
+    up_loss: jax.Array  # [T, N]: d L_test / d eps for up-weighting training example i by eps
+    removal: jax.Array  # [T, N]: predicted change in test loss when example i is removed
+    s_test: jax.Array  # [T, P]: (H + damping I)^-1 grad L_test
+    solve: SolveResult  # how the inverse-HVP went (iterations, residuals)
+
+
+def influence(
+    loss_fn: LossFn,
+    params: Params,
+    train: tuple,
+    test: tuple,
+    *,
+    weight_decay: float = 0.0,
+    damping: float = 0.0,
+    solver: str = "cg",
+    tol: float = 1e-5,
+    maxiter: int = 100,
+    scale: float | None = None,
+    depth: int = 1000,
+) -> InfluenceResult:
+    """Influence of every training example on the loss at every test example.
+
+    `train = (x[N, ...], y[N])`, `test = (x[T, ...], y[T])`; `params` should be a minimum
+    of the training objective (the formula is a Taylor expansion around one). Computes
+    `s_test = (H + damping I)^-1 grad L_test` with `solver` "cg" (`tol`, `maxiter`),
+    "lissa" (`scale`, `depth`) or "exact" (a dense solve, small models only), then all
+    `grad loss_i . s_test` at once with `directional_derivatives`. Raises if a solve
+    did not converge (CG residual above 100 tol, or negative curvature): add damping.
+    """
+    xtr, ytr = check_examples(*train)
+    xte, yte = check_examples(*test, name="test set")
+    theta, _ = flatten(params)
+    n = xtr.shape[0]
+    g_test = per_example_grads(loss_fn, params, xte, yte)  # [T, P]
+    if solver == "exact":
+        h = exact_hessian(loss_fn, params, xtr, ytr, weight_decay=weight_decay)
+        a = h + damping * jnp.eye(theta.size, dtype=h.dtype)
+        s = jnp.linalg.solve(a, g_test.T).T
+        res = jnp.linalg.norm(s @ a - g_test, axis=1) / jnp.linalg.norm(g_test, axis=1)
+        solve = SolveResult(s, jnp.zeros(len(s), int), res, jnp.zeros(len(s), bool))
+    elif solver in ("cg", "lissa"):
+        hvp = make_hvp(loss_fn, params, xtr, ytr, weight_decay=weight_decay)
+        if solver == "cg":
+            solve = conjugate_gradient(hvp, g_test, damping=damping, tol=tol, maxiter=maxiter)
+            if bool(solve.negative_curvature.any()):
+                raise ValueError(
+                    "conjugate gradients met negative curvature: the Hessian is not positive "
+                    "definite at these parameters (not a minimum, or a non-convex model). "
+                    "Add damping above the magnitude of its smallest eigenvalue "
+                    "(extreme_eigenvalues) or train to a minimum first."
+                )
+            if bool((solve.residual > 100 * tol).any()):
+                raise ValueError(
+                    f"conjugate gradients did not converge in {maxiter} iterations (worst "
+                    f"relative residual {float(solve.residual.max()):.2g}): raise maxiter or damping"
+                )
+        else:
+            if scale is None:
+                raise ValueError("LiSSA needs a scale above the largest eigenvalue of H + damping I")
+            solve = lissa(hvp, g_test, scale=scale, damping=damping, depth=depth)
+    else:
+        raise ValueError(f"unknown solver {solver!r}: use 'cg', 'lissa' or 'exact'")
+    dots = directional_derivatives(loss_fn, params, xtr, ytr, solve.x)  # [T, N]
+    return InfluenceResult(-dots, dots / n, solve.x, solve)
+
+
+def tracin(
+    loss_fn: LossFn,
+    checkpoints: Sequence[Params],
+    learning_rates: Sequence[float],
+    train: tuple,
+    test: tuple,
+) -> jax.Array:
+    """TracIn-CP scores `[T, N]`: `sum_k lr_k grad L_test(theta_k) . grad loss_i(theta_k)`
+    over saved checkpoints (Pruthi et al. 2020). Positive: a gradient step on example i
+    lowered the test loss (a proponent), negative: raised it (an opponent). No Hessian."""
+    if len(checkpoints) == 0 or len(checkpoints) != len(learning_rates):
+        raise ValueError(
+            f"need one learning rate per checkpoint and at least one checkpoint; got "
+            f"{len(checkpoints)} checkpoints and {len(learning_rates)} learning rates"
+        )
+    xtr, ytr = check_examples(*train)
+    xte, yte = check_examples(*test, name="test set")
+    total = 0.0
+    for params, lr in zip(checkpoints, learning_rates, strict=True):
+        g_test = per_example_grads(loss_fn, params, xte, yte)
+        total = total + lr * directional_derivatives(loss_fn, params, xtr, ytr, g_test)
+    return total
+
+
+# ----------------------------------------------------------------------------- retraining
+
+
+class FitResult(NamedTuple):
+    params: Params
+    iterations: jax.Array  # [] or [R]
+    grad_norm: jax.Array  # [] or [R]: |grad R| at the end
+
+
+def _objective(loss_fn: LossFn, unravel: Callable, x, y, weight_decay):
+    n = x.shape[0]
+
+    def objective(theta: jax.Array, weights: jax.Array) -> jax.Array:
+        losses = loss_fn(unravel(theta), x, y)
+        return jnp.sum(weights * losses) / n + 0.5 * weight_decay * jnp.vdot(theta, theta)
+
+    return objective
+
+
+@functools.partial(jax.jit, static_argnames=("loss_fn", "method", "tol", "maxiter"))
+def _fit(params, x, y, w, weight_decay, *, loss_fn, method, tol, maxiter):
+    theta0, unravel = flatten(params)
+    objective = _objective(loss_fn, unravel, x, y, weight_decay)
+    if method == "newton":
+        grad, hess = jax.grad(objective), jax.hessian(objective)
+
+        def run(wi):
+            def cond(c):
+                t, k, gn = c
+                return (k < maxiter) & (gn > tol)
+
+            def body(c):
+                t, k, _ = c
+                t = t - jnp.linalg.solve(hess(t, wi), grad(t, wi))
+                return t, k + 1, jnp.linalg.norm(grad(t, wi))
+
+            return jax.lax.while_loop(cond, body, (theta0, 0, jnp.linalg.norm(grad(theta0, wi))))
+
+    else:
+        opt = optax.lbfgs()
+
+        def run(wi):
+            fun = lambda t: objective(t, wi)  # noqa: E731
+            value_and_grad = optax.value_and_grad_from_state(fun)
+
+            def cond(c):
+                t, state = c
+                k = otu.tree_get(state, "count")
+                gn = jnp.linalg.norm(otu.tree_get(state, "grad"))
+                return (k == 0) | ((k < maxiter) & (gn > tol))
+
+            def body(c):
+                t, state = c
+                value, g = value_and_grad(t, state=state)
+                updates, state = opt.update(g, state, t, value=value, grad=g, value_fn=fun)
+                return optax.apply_updates(t, updates), state
+
+            t, state = jax.lax.while_loop(cond, body, (theta0, opt.init(theta0)))
+            return t, otu.tree_get(state, "count"), jnp.linalg.norm(jax.grad(fun)(t))
+
+    t, k, gn = jax.vmap(run)(w) if w.ndim == 2 else run(w)
+    return (jax.vmap(unravel)(t) if w.ndim == 2 else unravel(t)), k, gn
+
+
+def fit(
+    loss_fn: LossFn,
+    params: Params,
+    x,
+    y,
+    *,
+    weight_decay: float = 0.0,
+    weights=None,
+    method: str = "lbfgs",
+    tol: float = 1e-6,
+    maxiter: int = 500,
+) -> FitResult:
+    """Minimises the training objective from `params` (full batch), to a gradient norm `tol`.
+
+    `weights` `[N]` or `[R, N]` (one fit per row, `vmap`ped): example weights; a leave-one-
+    out retraining is a row of ones with a 0 at the removed example. `method` "newton"
+    (exact Hessian, for small convex models: converges to machine precision in a few
+    steps) or "lbfgs" (optax's L-BFGS with a zoom line search, any size). Under `vmap`
+    every row runs as many iterations as the slowest one; for large models a loop over
+    rows can be faster. Compiled once per `loss_fn` object and shapes.
+    """
+    x, y = check_examples(x, y)
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if method not in ("newton", "lbfgs"):
+        raise ValueError(f"unknown method {method!r}: use 'newton' or 'lbfgs'")
+    theta0, _ = flatten(params)
+    if method == "newton" and theta0.size > MAX_EXACT_PARAMS:
+        raise ValueError(f"Newton's method forms the {theta0.size}^2 Hessian: use method='lbfgs'")
+    w = _check_weights(weights, x.shape[0]).astype(theta0.dtype)
+    p, k, gn = _fit(params, x, y, w, weight_decay, loss_fn=loss_fn, method=method, tol=float(tol), maxiter=int(maxiter))
+    return FitResult(p, k, gn)
+
+
+def removal_weights(n: int, removed) -> np.ndarray:
+    """`[R, N]` example weights, row r all ones but a 0 at `removed[r]` (leave-one-out)."""
+    removed = np.asarray(removed)
+    if n < 1:
+        raise ValueError("the training set is empty")
+    if removed.ndim != 1 or removed.size == 0 or removed.min() < 0 or removed.max() >= n:
+        raise ValueError(f"removed must be a non-empty [R] array of indices in [0, {n}), got {removed!r}")
+    w = np.ones((removed.size, n))
+    w[np.arange(removed.size), removed] = 0.0
+    return w
+
+
+# ----------------------------------------------------------------------------- a convex model
+
+
+def composition_features(x) -> jax.Array:
+    """`[B, 20]` amino-acid fractions of one-hot peptides `x [B, L, A]` (padding ignored)."""
+    x = jnp.asarray(x)
+    if x.ndim != 3 or x.shape[-1] != 21:
+        raise ValueError(f"expected one-hot peptides [B, L, 21], got {x.shape}")
+    counts = x[..., 1:].sum(axis=1)
+    n = counts.sum(axis=-1, keepdims=True)
+    if bool((n == 0).any()):
+        raise ValueError("an input holds no residue (all padding or all zero): not a peptide")
+    return counts / n
+
+
+def logistic_loss(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
+    """Per-example loss `[B]` of logistic regression `logit = x @ w + b` on features `x [B, D]`
+    (params `{"w": [D], "b": []}`), binary cross-entropy with labels in {0, 1}."""
+    logits = x @ params["w"] + params["b"]
+    return optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype))

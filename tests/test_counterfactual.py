@@ -1,0 +1,169 @@
+"""Counterfactual search: against brute force, edit distances against their definition,
+and every reported counterfactual re-checked with the model."""
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import counterfactual as C
+from helpers import sequences as S
+
+
+def _lev(a: str, b: str) -> int:
+    """Levenshtein distance, the plain recursion-free two-row version (independent of C)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _apply(original: str, edits) -> str:
+    """Applies an edit script (positions in the original) from the right, so earlier
+    positions stay valid."""
+    s = list(original)
+    order = sorted(enumerate(edits), key=lambda ie: (ie[1].position, ie[1].kind != "ins", ie[0]), reverse=True)
+    for _, e in order:
+        if e.kind == "sub":
+            assert s[e.position - 1] == e.old
+            s[e.position - 1] = e.new
+        elif e.kind == "del":
+            assert s[e.position - 1] == e.old
+            del s[e.position - 1]
+        else:
+            s.insert(e.position, e.new)
+    return "".join(s)
+
+
+def test_edit_script_is_a_shortest_script():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a = "".join(rng.choice(list("ACKLW"), rng.integers(1, 8)))
+        b = "".join(rng.choice(list("ACKLW"), rng.integers(1, 8)))
+        script = C.edit_script(a, b)
+        assert len(script) == _lev(a, b) == C.edit_distance(a, b)
+        assert _apply(a, script) == b
+
+
+def test_neighbours_are_exactly_the_peptides_one_edit_away():
+    seq, alphabet = "KLW", "KLWA"
+    got = C.neighbours(seq, alphabet=alphabet)
+    every = {"".join(p) for n in (2, 3, 4) for p in itertools.product(alphabet, repeat=n)}
+    assert got == {s for s in every if _lev(seq, s) == 1}
+    assert C.neighbours(seq, operations=("sub",), alphabet=alphabet) == {s for s in every if len(s) == 3 and _lev(seq, s) == 1}
+    assert all(s[1] == "L" for s in C.neighbours(seq, operations=("sub",), frozen=[1]))
+    assert all("L" in s for s in C.neighbours(seq, operations=("sub", "del"), frozen=[1]))
+    assert "KW" not in C.neighbours(seq, frozen=[1])
+
+
+def test_substitution_scan_equals_one_model_call_per_variant(cnn):
+    _, f = cnn
+    seq = "GLLKRIKKLL"
+    scan = C.substitution_scan(f, seq)
+    assert scan.logits.shape == (10, 20)
+    for i, a in [(0, "A"), (4, "W"), (9, "L")]:
+        variant = seq[:i] + a + seq[i + 1 :]
+        want = float(f(jnp.asarray(S.encode(variant))[None])[0])
+        assert abs(scan.logits[i, S.AMINO_ACIDS.index(a)] - want) < 1e-5
+    assert abs(scan.logits[0, S.AMINO_ACIDS.index("G")] - scan.original_logit) < 1e-5
+
+
+def test_flipping_substitutions_on_a_linear_model():
+    """A model whose logit is (count of W) - 1.5: 'AWA' is class 0; one more W flips it."""
+    w = np.zeros(21, np.float32)
+    w[S.AMINO_ACIDS.index("W") + 1] = 1.0
+
+    def f(x):
+        return jnp.einsum("bla,a->b", x, w) - 1.5
+
+    flips = C.flipping_substitutions(C.substitution_scan(f, "AWA", length=8))
+    assert {c.sequence for c in flips} == {"WWA", "AWW"}
+    assert all(abs(c.logit - 0.5) < 1e-6 for c in flips)
+    # minimal edits: from 'AAA' two W are needed; an insertion counts as one edit too
+    res = C.search(f, "AAA", max_edits=3, beam_width=None, length=8)
+    assert res.min_edits == 2 and res.target == 1
+    assert all(c.sequence.count("W") >= 2 and c.distance == 2 for c in res.counterfactuals)
+
+
+def test_search_equals_brute_force_on_short_peptides(cnn):
+    """Substitutions only: the brute force enumerates every peptide of the same length within
+    Hamming distance 2 (independent code); all operations: the beam search against the
+    exhaustive breadth-first search."""
+    _, f = cnn
+    for seq in ("KFKQ", "IRPIRP", "WKWKWK", "FRWWRR"):
+        logit0 = float(f(jnp.asarray(S.encode(seq, length=16))[None])[0])
+        pool = [
+            "".join(p) for p in itertools.product(*[[c] + [a for a in S.AMINO_ACIDS if a != c] for c in seq])
+            if sum(x != y for x, y in zip(p, seq, strict=True)) <= 2
+        ] if len(seq) <= 4 else None
+        res_sub = C.search(f, seq, max_edits=2, beam_width=None, operations=("sub",), length=16)
+        if pool is not None:
+            logits = C.predict_sequences(f, pool, length=16)
+            flips = [s for s, lg in zip(pool, logits, strict=True) if (lg > 0) != (logit0 > 0)]
+            want = min((sum(x != y for x, y in zip(s, seq, strict=True)) for s in flips), default=None)
+            assert res_sub.min_edits == want
+        exhaustive = C.search(f, seq, max_edits=2, beam_width=None, length=16)
+        beam = C.search(f, seq, max_edits=2, beam_width=16, length=16)
+        assert beam.min_edits == exhaustive.min_edits
+        for res in (res_sub, exhaustive, beam):
+            if res.counterfactuals:
+                lg = C.predict_sequences(f, [c.sequence for c in res.counterfactuals])  # full length L = 190
+                assert np.all((lg > 0) == (res.target == 1))
+                assert all(c.distance == res.min_edits == _lev(seq, c.sequence) for c in res.counterfactuals)
+
+
+def test_diverse_results_share_no_edited_position(cnn):
+    _, f = cnn
+    res = C.search(f, "GLLKRIKKLL", max_edits=3, beam_width=32, n_results=5, length=24)
+    assert res.counterfactuals
+    positions = [{e.position for e in c.edits} for c in res.counterfactuals]
+    for a, b in itertools.combinations(positions, 2):
+        assert not a & b
+    assert [c.logit for c in res.counterfactuals] == sorted((c.logit for c in res.counterfactuals), reverse=res.target == 1)
+
+
+def test_frozen_positions_are_never_edited(cnn):
+    _, f = cnn
+    seq = "GLLKRIKKLL"
+    frozen = [3, 4, 6, 7]  # the cationic K R K K
+    res = C.search(f, seq, max_edits=3, beam_width=32, frozen=frozen, length=24)
+    for c in res.counterfactuals:
+        assert all(e.kind == "ins" or e.position - 1 not in frozen for e in c.edits)
+
+
+def test_words_and_highlighting():
+    cf = C.Counterfactual("GALKWIKLL", -0.3, C.edit_script("GLLKRIKKLL", "GALKWIKLL"))
+    assert C.highlight("GLLKRIKKLL", cf) == "G[L>A]LK[R>W]I[-K]KLL"  # of the two Ks, the first goes
+    text = C.describe("GLLKRIKKLL", cf)
+    assert text.startswith("If residue 2 (L) were A, residue 5 (R) were W and residue 7 (K) were deleted")
+    assert "not hemolytic" in text
+    ins = C.Counterfactual("WGL", 1.0, C.edit_script("GL", "WGL"))
+    assert "W were inserted before residue 1 (G)" in C.describe("GL", ins)
+    assert "<s" not in C.highlight("GL", ins, as_html=True) and "#1e8449" in C.highlight("GL", ins, as_html=True)
+
+
+def test_clear_errors_and_empty_answers(cnn):
+    _, f = cnn
+    seq = "GLLKRIKKLL"  # predicted non-hemolytic
+    with pytest.raises(ValueError, match="already predicted not hemolytic"):
+        C.search(f, seq, target=0)
+    with pytest.raises(ValueError, match="invalid residue 'X' at position 3"):
+        C.search(f, "GLXK")
+    with pytest.raises(ValueError, match="allow no edit"):
+        C.search(f, seq, operations=("sub", "del"), frozen=range(10))
+    with pytest.raises(ValueError, match="impossible length constraints"):
+        C.search(f, seq, min_length=12)
+    with pytest.raises(ValueError, match="operations"):
+        C.search(f, seq, operations=("swap",))
+    with pytest.raises(ValueError, match="alphabet"):
+        C.search(f, seq, alphabet="AXB")
+    with pytest.raises(ValueError, match="target must be 0"):
+        C.search(f, seq, target=2)
+    res = C.search(f, seq, max_edits=1, operations=("del",), length=16)
+    assert res.counterfactuals == [] and res.min_edits is None and "no peptide within 1 edit is" in res.message
+    with pytest.raises(ValueError, match="at least one edit"):
+        C.describe(seq, C.Counterfactual(seq, 1.0, ()))
