@@ -239,7 +239,9 @@ def search(
     with one already chosen. An empty list (with `message`) means nothing was found within
     `max_edits` under the constraints; a beam search can miss what exists, the exhaustive
     search cannot. Raises for a peptide already of the target class or constraints that
-    allow no edit at all.
+    allow no edit at all. Edits are reported as a shortest script recomputed from the two
+    sequences; where a frozen residue has an identical neighbour, that script may name
+    either copy (the resulting peptide is the same).
     """
     s = seqs_lib._clean(sequence, length=length)
     max_length = length if max_length is None else max_length
