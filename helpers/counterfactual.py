@@ -23,8 +23,6 @@ from helpers import sequences as seqs_lib
 PredictFn = Callable[[jax.Array], jax.Array]
 OPERATIONS = ("sub", "del", "ins")
 CLASS_NAMES = ("not hemolytic", "hemolytic")
-_CODES = np.zeros(256, np.int32)
-_CODES[[ord(a) for a in seqs_lib.AMINO_ACIDS]] = np.arange(1, 21)
 
 
 class Edit(NamedTuple):
@@ -57,14 +55,6 @@ class SearchResult(NamedTuple):
 # ----------------------------------------------------------------------------- evaluation
 
 
-def _encode(sequences: Sequence[str], length: int) -> np.ndarray:
-    """`[B, L, A]` one-hot of already-validated upper-case sequences (vectorised)."""
-    idx = np.zeros((len(sequences), length), np.int32)
-    for i, s in enumerate(sequences):
-        idx[i, : len(s)] = _CODES[np.frombuffer(s.encode(), np.uint8)]
-    return np.eye(seqs_lib.NUM_CHANNELS, dtype=np.float32)[idx]
-
-
 def predict_sequences(f: PredictFn, sequences: Iterable[str], *, length: int = seqs_lib.DEFAULT_LENGTH,
                       batch_size: int = 4096) -> np.ndarray:
     """Logits `[B]` of peptide strings, in chunks of at most `batch_size` padded to a power
@@ -74,7 +64,7 @@ def predict_sequences(f: PredictFn, sequences: Iterable[str], *, length: int = s
     for i in range(0, len(sequences), batch_size):
         chunk = sequences[i : i + batch_size]
         size = 1 << max(len(chunk) - 1, 0).bit_length()
-        x = _encode(chunk + [chunk[0]] * (size - len(chunk)), length)
+        x = seqs_lib._one_hot(chunk + [chunk[0]] * (size - len(chunk)), length)
         out.append(np.asarray(f(jnp.asarray(x)))[: len(chunk)])
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 

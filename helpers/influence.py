@@ -60,6 +60,11 @@ def check_examples(x, y, *, name: str = "training set") -> tuple[jax.Array, jax.
     return x, y
 
 
+def _check_weight_decay(weight_decay: float) -> None:
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+
+
 def _check_weights(weights, n: int) -> jax.Array:
     if weights is None:
         return jnp.ones(n)
@@ -85,8 +90,7 @@ def make_objective(
     `theta` is `params` flattened; `objective(theta, 1)` is the training objective.
     """
     x, y = check_examples(x, y)
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    _check_weight_decay(weight_decay)
     theta, unravel = flatten(params)
     return _objective(loss_fn, unravel, x, y, weight_decay), theta, unravel
 
@@ -108,14 +112,13 @@ def make_hvp(
     mini-batch of that size drawn with `key` (an unbiased estimate of H v, what LiSSA uses).
     """
     x, y = check_examples(x, y)
+    _check_weight_decay(weight_decay)
     theta, unravel = flatten(params)
     n = x.shape[0]
 
-    def grad_on(xb, yb):
-        def r(t):
-            return jnp.mean(loss_fn(unravel(t), xb, yb)) + 0.5 * weight_decay * jnp.vdot(t, t)
-
-        return jax.grad(r)
+    def grad_on(xb, yb):  # gradient of the objective over (xb, yb), all weights 1
+        grad = jax.grad(_objective(loss_fn, unravel, xb, yb, weight_decay))
+        return lambda t: grad(t, 1.0)
 
     if batch_size is None:
         g = grad_on(x, y)
@@ -537,8 +540,7 @@ def fit(
     rows can be faster. Compiled once per `loss_fn` object and shapes.
     """
     x, y = check_examples(x, y)
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    _check_weight_decay(weight_decay)
     if method not in ("newton", "lbfgs"):
         raise ValueError(f"unknown method {method!r}: use 'newton' or 'lbfgs'")
     theta0, _ = flatten(params)

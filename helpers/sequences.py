@@ -24,6 +24,8 @@ NUM_CHANNELS = len(ALPHABET)  # A = 21
 DEFAULT_LENGTH = 190  # L
 
 _INDEX = {aa: i for i, aa in enumerate(ALPHABET) if i > 0}
+_CODES = np.zeros(256, np.int32)  # byte -> channel, for sequences already validated
+_CODES[[ord(a) for a in AMINO_ACIDS]] = np.arange(1, len(ALPHABET))
 
 KYTE_DOOLITTLE = {
     "A": 1.8, "R": -4.5, "N": -3.5, "D": -3.5, "C": 2.5, "Q": -3.5, "E": -3.5, "G": -0.4,
@@ -86,11 +88,15 @@ def encode_batch(seqs: Iterable[str], *, length: int = DEFAULT_LENGTH) -> np.nda
     if isinstance(seqs, str):
         raise ValueError("encode_batch takes a list of sequences; use encode() for one string")
     _check_length(length)
-    seqs = list(seqs)
-    idx = np.zeros((len(seqs), length), dtype=np.int32)
-    for i, seq in enumerate(seqs):
-        s = _clean(seq, length=length, where=f"sequence #{i}: ")
-        idx[i, : len(s)] = [_INDEX[ch] for ch in s]
+    cleaned = [_clean(seq, length=length, where=f"sequence #{i}: ") for i, seq in enumerate(seqs)]
+    return _one_hot(cleaned, length)
+
+
+def _one_hot(cleaned: Sequence[str], length: int) -> np.ndarray:
+    """`[B, L, A]` of sequences that `_clean` has already validated (no checks here)."""
+    idx = np.zeros((len(cleaned), length), dtype=np.int32)
+    for i, s in enumerate(cleaned):
+        idx[i, : len(s)] = _CODES[np.frombuffer(s.encode(), np.uint8)]
     return np.eye(NUM_CHANNELS, dtype=np.float32)[idx]
 
 
