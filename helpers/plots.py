@@ -137,3 +137,43 @@ def training_curves(history: list[dict], *, ax=None, best_epoch: int | None = No
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize="small", loc="center right")
     return ax
+
+
+def shape_plot(
+    grid: Sequence[float],
+    curves: dict[str, Sequence[float]],
+    *,
+    data: Sequence[float] | None = None,
+    ax=None,
+    xlabel: str = "feature value",
+    ylabel: str = "contribution",
+    title: str | None = None,
+    styles: dict[str, dict] | None = None,
+):
+    """Shape functions of one feature: one line per entry of `curves` (each `[G]` on
+    `grid [G]`), over a histogram of the feature's `data` (the density, bottom quarter of
+    the axes) and grey shading where the grid leaves the data's range (extrapolation)."""
+    grid = np.asarray(grid, dtype=float)
+    ax = _ax(ax, figsize=(4, 3))
+    for label, values in curves.items():
+        values = np.asarray(values, dtype=float)
+        if values.shape != grid.shape:
+            raise ValueError(f"curve {label!r} has shape {values.shape}, the grid {grid.shape}")
+        ax.plot(grid, values, label=label, **(styles or {}).get(label, {"lw": 1.8}))
+    if data is not None:
+        data = np.asarray(data, dtype=float)
+        dens = ax.twinx()
+        dens.hist(data, bins=40, range=(grid.min(), grid.max()), color="grey", alpha=0.25)
+        dens.set_ylim(0, dens.get_ylim()[1] * 4)  # the density fills the bottom quarter
+        dens.set_yticks([])
+        dens.grid(False)
+        lo, hi = data.min(), data.max()
+        for a, b in ((grid.min(), lo), (hi, grid.max())):
+            if b > a:
+                ax.axvspan(a, b, color="grey", alpha=0.12, lw=0)
+    ax.set_xlim(grid.min(), grid.max())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return ax

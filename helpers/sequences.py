@@ -161,3 +161,50 @@ def composition(seqs: Sequence[str]) -> np.ndarray:
     x = encode_batch(seqs, length=max(len(s.strip()) for s in seqs))
     counts = x[..., 1:].sum(axis=1)
     return counts / counts.sum(axis=1, keepdims=True)
+
+
+DESCRIPTORS = (
+    ("length", "residues"),
+    ("net charge", "e, K + R - D - E"),
+    ("cationic fraction", "(K + R) / n"),
+    ("mean hydropathy", "Kyte-Doolittle"),
+    ("hydrophobic moment", "Kyte-Doolittle, 100° helix"),
+    ("aromatic fraction", "(F + W + Y) / n"),
+    ("helix-breaker fraction", "(P + G) / n"),
+    ("cysteine fraction", "C / n"),
+)
+"""Names and units of the columns of `descriptors`."""
+HELIX_ANGLE = 100.0  # degrees of rotation per residue in an alpha helix
+
+
+def descriptors(seqs: Sequence[str]) -> np.ndarray:
+    """Interpretable physico-chemical descriptors `[B, 8]`, columns as in `DESCRIPTORS`.
+
+    Net charge counts K and R as +1, D and E as -1 (histidine is mostly neutral at pH 7.4;
+    termini and modifications are not in the data). The hydrophobic moment is Eisenberg's
+    `|sum_k h_k exp(i k 100°)| / n` with Kyte-Doolittle `h`: how one-sided the hydropathy is
+    if the peptide folds into an alpha helix (amphipathic helices are the classic membrane
+    disrupters). Validates like `encode_batch`.
+    """
+    seqs = list(seqs) if not isinstance(seqs, str) else seqs
+    x = encode_batch(seqs, length=max(len(s.strip()) for s in seqs) if seqs else 1)
+    counts = x[..., 1:].sum(axis=1)  # [B, 20]
+    n = counts.sum(axis=1)
+    col = {aa: counts[:, i] for i, aa in enumerate(AMINO_ACIDS)}
+    h = x[..., 1:] @ np.array([KYTE_DOOLITTLE[a] for a in AMINO_ACIDS], np.float32)  # [B, L]
+    angle = np.deg2rad(HELIX_ANGLE) * np.arange(x.shape[1])
+    moment = np.hypot(h @ np.cos(angle), h @ np.sin(angle)) / n
+    cationic = col["K"] + col["R"]
+    return np.stack(
+        [
+            n,
+            cationic - col["D"] - col["E"],
+            cationic / n,
+            h.sum(axis=1) / n,
+            moment,
+            (col["F"] + col["W"] + col["Y"]) / n,
+            (col["P"] + col["G"]) / n,
+            col["C"] / n,
+        ],
+        axis=1,
+    ).astype(np.float64)

@@ -50,8 +50,8 @@ class TrainState(NamedTuple):
 
 
 class Batch(NamedTuple):
-    x: jax.Array  # [B, L, A]
-    y: jax.Array  # [B] float32 in {0, 1}
+    x: jax.Array  # [B, ...]: one-hot [B, L, A] for the CNN, features [B, F] elsewhere
+    y: jax.Array  # [B] float32: labels in {0, 1}, or regression targets
 
 
 class TrainResult(NamedTuple):
@@ -66,6 +66,11 @@ def bce_loss(logits: jax.Array, y: jax.Array) -> jax.Array:
     return optax.sigmoid_binary_cross_entropy(logits, y).mean()
 
 
+def mse_loss(outputs: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean squared error of outputs `[B]` against targets `[B]`."""
+    return jnp.mean((outputs - y) ** 2)
+
+
 def make_optimizer(*, learning_rate: float, weight_decay: float, total_steps: int):
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=0.0,
@@ -77,11 +82,17 @@ def make_optimizer(*, learning_rate: float, weight_decay: float, total_steps: in
     return optax.adamw(schedule, weight_decay=weight_decay)
 
 
-def make_update(model: hk.Transformed, optimizer: optax.GradientTransformation):
-    """A pure, jitted `update(state, batch) -> (state, loss)`."""
+def make_update(
+    model: hk.Transformed,
+    optimizer: optax.GradientTransformation,
+    *,
+    loss: Callable[[jax.Array, jax.Array], jax.Array] = bce_loss,
+):
+    """A pure, jitted `update(state, batch) -> (state, loss)`; `loss(outputs [B], y [B])`
+    is a scalar (binary cross-entropy on logits by default, e.g. `mse_loss` to regress)."""
 
     def loss_fn(params: hk.Params, batch: Batch) -> jax.Array:
-        return bce_loss(model.apply(params, batch.x), batch.y)
+        return loss(model.apply(params, batch.x), batch.y)
 
     @jax.jit
     def update(state: TrainState, batch: Batch) -> tuple[TrainState, jax.Array]:
