@@ -199,12 +199,6 @@ def fit(
     return FitResult(best[2], best[1], history, time.perf_counter() - t0)
 
 
-def r2_score(y, pred) -> float:
-    """Coefficient of determination 1 - SS_res / SS_tot."""
-    y, pred = np.asarray(y, float), np.asarray(pred, float)
-    return float(1.0 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
-
-
 # ----------------------------------------------------------------------------- shapes
 
 

@@ -157,6 +157,18 @@ def _fit_surrogate(s: Surrogate, w: jax.Array, apl: jax.Array, *, steps: int, le
     return p
 
 
+def init_surrogate(num_weights: int, *, key: jax.Array, hidden: int = 25) -> Surrogate:
+    """A random surrogate for `num_weights` flattened weights, with identity standardisation."""
+    k1, k2 = jax.random.split(key)
+    params = {
+        "w1": jax.random.normal(k1, (num_weights, hidden)) / np.sqrt(num_weights),
+        "b1": jnp.zeros(hidden),
+        "w2": jax.random.normal(k2, (hidden,)) / np.sqrt(hidden),
+        "b2": jnp.zeros(()),
+    }
+    return Surrogate(params, jnp.zeros(num_weights), jnp.ones(num_weights), jnp.zeros(()), jnp.ones(()))
+
+
 def fit_surrogate(
     weights,  # [M, P]
     apl,  # [M]
@@ -173,17 +185,7 @@ def fit_surrogate(
     w, apl = jnp.asarray(weights, jnp.float32), jnp.asarray(apl, jnp.float32)
     if w.ndim != 2 or apl.shape != (len(w),) or len(w) < 2:
         raise ValueError(f"need weights [M, P] and APL [M] with M >= 2, got {w.shape} and {apl.shape}")
-    if init is None:
-        p = w.shape[1]
-        k1, k2 = jax.random.split(key)
-        params = {
-            "w1": jax.random.normal(k1, (p, hidden)) / np.sqrt(p),
-            "b1": jnp.zeros(hidden),
-            "w2": jax.random.normal(k2, (hidden,)) / np.sqrt(hidden),
-            "b2": jnp.zeros(()),
-        }
-    else:
-        params = init.params
+    params = (init or init_surrogate(w.shape[1], key=key, hidden=hidden)).params
     s = Surrogate(params, w.mean(0), w.std(0) + 1e-3, apl.mean(), apl.std() + 1e-3)
     return s._replace(params=_fit_surrogate(s, w, apl, steps=steps, learning_rate=learning_rate, weight_decay=weight_decay))
 
@@ -200,9 +202,10 @@ class RegularisedRun(NamedTuple):
     seconds: float
 
 
-@functools.partial(jax.jit, static_argnames=("model", "kind", "optimizer", "steps"))
-def _chunk(state, x, y, strength, surrogate, *, model, kind, optimizer, steps):
-    """`steps` full-batch updates; returns the state and the flattened weights after each."""
+@functools.partial(jax.jit, static_argnames=("model", "kind", "learning_rate", "steps"))
+def _chunk(state, x, y, strength, surrogate, *, model, kind, learning_rate, steps):
+    """`steps` full-batch Adam updates; returns the state and the flattened weights after each."""
+    optimizer = optax.adam(learning_rate)
 
     def objective(params):
         data_loss = training_lib.bce_loss(model.apply(params, x), y)
@@ -222,13 +225,15 @@ def _chunk(state, x, y, strength, surrogate, *, model, kind, optimizer, steps):
     return jax.lax.scan(step, state, None, length=steps)
 
 
-def network_apl(model: hk.Transformed, params: hk.Params, x, *, min_samples_leaf: int = MIN_SAMPLES_LEAF) -> float:
-    """APL of the mimic tree of the network's predicted labels on `x [B, D]`."""
+def network_mimic(model: hk.Transformed, params: hk.Params, x, *, min_samples_leaf: int = MIN_SAMPLES_LEAF) -> DecisionTreeClassifier:
+    """The mimic tree of the network's predicted labels on `x [B, D]`."""
     labels = np.asarray(model.apply(params, jnp.asarray(x, jnp.float32))) > 0
-    return average_path_length(mimic_tree(x, labels, min_samples_leaf=min_samples_leaf), x)
+    return mimic_tree(x, labels, min_samples_leaf=min_samples_leaf)
 
 
-_OPTIMIZERS: dict[float, optax.GradientTransformation] = {}
+def network_apl(model: hk.Transformed, params: hk.Params, x, *, min_samples_leaf: int = MIN_SAMPLES_LEAF) -> float:
+    """APL of the network's mimic tree on `x [B, D]`."""
+    return average_path_length(network_mimic(model, params, x, min_samples_leaf=min_samples_leaf), x)
 
 
 def train_regularised(
@@ -266,14 +271,12 @@ def train_regularised(
     init_key, sur_key = jax.random.split(key)
     params = model.init(init_key, jnp.asarray(x[:1]))
     flat, unravel = ravel_pytree(params)
-    optimizer = _OPTIMIZERS.setdefault(learning_rate, optax.adam(learning_rate))
-    state = (params, optimizer.init(params))
+    state = (params, optax.adam(learning_rate).init(params))
     x_j = jnp.asarray(x)
-    # A placeholder surrogate (zero output) until the first pairs are gathered.
-    surrogate = Surrogate(
-        {"w1": jnp.zeros((flat.size, 25)), "b1": jnp.zeros(25), "w2": jnp.zeros(25), "b2": jnp.zeros(())},
-        jnp.zeros(flat.size), jnp.ones(flat.size), jnp.zeros(()), jnp.ones(()),
-    )
+    # Until the first pairs are gathered the penalty's strength is 0, so this untrained
+    # surrogate only fixes the shapes the jitted chunk compiles for.
+    sur_key, k = jax.random.split(sur_key)
+    surrogate = init_surrogate(flat.size, key=k)
     pair_w, pair_apl = [], []
     history = {"step": [], "loss": [], "apl": [], "apl_surrogate": []}
     fitted = None
@@ -282,7 +285,7 @@ def train_regularised(
         active = regulariser != "tree" or fitted is not None
         state, (ws, losses) = _chunk(
             state, x_j, y_j, jnp.float32(strength if active else 0.0), surrogate,
-            model=model, kind=regulariser, optimizer=optimizer, steps=retrain_every,
+            model=model, kind=regulariser, learning_rate=float(learning_rate), steps=retrain_every,
         )
         apl_now = network_apl(model, state[0], x, min_samples_leaf=min_samples_leaf)
         history["step"].append((chunk + 1) * retrain_every)
@@ -316,10 +319,8 @@ class Evaluation(NamedTuple):
 
 def evaluate(model: hk.Transformed, params: hk.Params, data: ParabolaData, *, min_samples_leaf: int = MIN_SAMPLES_LEAF) -> Evaluation:
     """Test AUC of the network, APL of its mimic tree, and the tree's fidelity."""
-    predict = jax.jit(model.apply)
-    train_labels = np.asarray(predict(params, jnp.asarray(data.x_train, jnp.float32))) > 0
-    test_logits = np.asarray(predict(params, jnp.asarray(data.x_test, jnp.float32)))
-    tree = mimic_tree(data.x_train, train_labels, min_samples_leaf=min_samples_leaf)
+    test_logits = np.asarray(model.apply(params, jnp.asarray(data.x_test, jnp.float32)))
+    tree = network_mimic(model, params, data.x_train, min_samples_leaf=min_samples_leaf)
     return Evaluation(
         metrics_lib.auroc(data.y_test, test_logits),
         average_path_length(tree, data.x_train),
