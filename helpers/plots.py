@@ -177,3 +177,36 @@ def shape_plot(
     if title:
         ax.set_title(title)
     return ax
+
+
+def decision_boundary(
+    prob,  # [G, G]: P(class 1) on a regular grid over [0, 1]^2, rows = x2, columns = x1
+    *,
+    x=None,  # [N, 2] points to overlay
+    y=None,  # [N] their labels in {0, 1}
+    boundary=None,  # callable x1 -> x2: a reference boundary to draw (e.g. the truth)
+    ax=None,
+    title: str | None = None,
+):
+    """Predicted probability over the unit square (blue = class 0, red = class 1) with the
+    model's decision boundary (p = 0.5, black), optional points coloured by label and an
+    optional reference boundary (dashed)."""
+    prob = np.asarray(prob, dtype=float)
+    if prob.ndim != 2 or prob.shape[0] != prob.shape[1]:
+        raise ValueError(f"prob must be a square [G, G] grid, got shape {prob.shape}")
+    ax = _ax(ax, figsize=(3.2, 3))
+    g = np.linspace(0, 1, prob.shape[0])
+    cmap = sns.blend_palette([NEGATIVE_COLOR, "white", POSITIVE_COLOR], as_cmap=True)
+    ax.contourf(g, g, prob, levels=np.linspace(0, 1, 11), cmap=cmap, alpha=0.55)
+    if prob.min() < 0.5 < prob.max():
+        ax.contour(g, g, prob, levels=[0.5], colors="black", linewidths=1.4)
+    if boundary is not None:
+        ax.plot(g, boundary(g), ls="--", color="0.3", lw=1)
+    if x is not None:
+        x, y = np.asarray(x), np.asarray(y)
+        for label, color in ((0, NEGATIVE_COLOR), (1, POSITIVE_COLOR)):
+            ax.scatter(*x[y == label].T, s=6, color=color, edgecolor="none")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    if title:
+        ax.set_title(title, fontsize="small")
+    return ax

@@ -7,6 +7,10 @@ input needs. APL is not differentiable in the weights, so a small *surrogate* ne
 to predict it from the flattened weights, on (weights, APL) pairs gathered during training
 and refitted periodically, and the training objective adds `strength * surrogate(weights)`.
 
+`python -m helpers.treereg` runs chapter 12's sweep (every regulariser at several
+strengths and seeds) and writes `helpers/pretrained/treereg_sweep.npz`; `--small` is the
+smoke-test setting the tests run.
+
 Shape glossary: B batch, D input dimensions (2 here), P flattened network parameters,
 M gathered (weights, APL) pairs, T steps in one training chunk.
 """
@@ -98,11 +102,15 @@ def fidelity(tree: DecisionTreeClassifier, x, labels) -> float:
 # ----------------------------------------------------------------------------- network
 
 
-@functools.cache
-def make_mlp(hidden: tuple[int, ...] = (100, 100, 10)) -> hk.Transformed:
-    """`x [B, D] -> logits [B]`: tanh MLP (the reference code's activation). Cached, so
-    that the jitted training chunk compiles once per architecture."""
+def make_mlp(hidden=(100, 100, 10)) -> hk.Transformed:
+    """`x [B, D] -> logits [B]`: tanh MLP (the reference code's activation) with the given
+    hidden widths. The same widths give the same object, so that the jitted training chunk
+    compiles once per architecture."""
+    return _make_mlp(tuple(int(h) for h in hidden))
 
+
+@functools.cache
+def _make_mlp(hidden: tuple[int, ...]) -> hk.Transformed:
     def forward(x: jax.Array) -> jax.Array:
         return hk.nets.MLP([*hidden, 1], activation=jnp.tanh, name="mlp")(x)[:, 0]
 
@@ -123,7 +131,8 @@ def weight_penalty(params: hk.Params, kind: str) -> jax.Array:
 
 
 class Surrogate(NamedTuple):
-    """Predicts APL from flattened weights `[P]`: standardised input, one hidden layer."""
+    """Predicts APL from flattened weights `[P]`: standardised input, one hidden layer,
+    softplus output."""
 
     params: dict
     w_mean: jax.Array  # [P]
@@ -136,16 +145,19 @@ def surrogate_apl(s: Surrogate, w: jax.Array) -> jax.Array:
     """Predicted APL of flattened weights `w [P]` (or `[M, P]` -> `[M]`); differentiable."""
     z = (w - s.w_mean) / s.w_scale
     h = jnp.tanh(z @ s.params["w1"] + s.params["b1"])
-    return s.apl_mean + s.apl_scale * (h @ s.params["w2"] + s.params["b2"])
+    # Softplus keeps the prediction >= 0, as APL is: a linear output rewards pushing the
+    # weights ever further past the smallest APL it has seen (the reference code's
+    # surrogate ends in a softplus too).
+    return jax.nn.softplus(s.apl_mean + s.apl_scale * (h @ s.params["w2"] + s.params["b2"]))
 
 
 @functools.partial(jax.jit, static_argnames=("steps",))
-def _fit_surrogate(s: Surrogate, w: jax.Array, apl: jax.Array, *, steps: int, learning_rate, weight_decay):
+def _fit_surrogate(s: Surrogate, w: jax.Array, apl: jax.Array, mask: jax.Array, *, steps: int, learning_rate, weight_decay):
     opt = optax.adamw(learning_rate, weight_decay=weight_decay)
 
     def loss(p):
         pred = surrogate_apl(s._replace(params=p), w)
-        return jnp.mean(((pred - apl) / s.apl_scale) ** 2)
+        return jnp.sum(mask * ((pred - apl) / s.apl_scale) ** 2) / jnp.sum(mask)
 
     def step(carry, _):
         p, o = carry
@@ -179,15 +191,22 @@ def fit_surrogate(
     learning_rate: float = 1e-3,
     weight_decay: float = 1e-4,
     init: Surrogate | None = None,
+    pad_to: int | None = None,
 ) -> Surrogate:
     """Fits the surrogate to (weights, APL) pairs by full-batch AdamW on the squared error;
-    `init` warm-starts from an earlier surrogate (its parameters, new standardisation)."""
+    `init` warm-starts from an earlier surrogate (its parameters, new standardisation).
+    `pad_to` pads the pairs with masked rows to a fixed count, so that a growing set of
+    pairs does not recompile the fit for every new M."""
     w, apl = jnp.asarray(weights, jnp.float32), jnp.asarray(apl, jnp.float32)
     if w.ndim != 2 or apl.shape != (len(w),) or len(w) < 2:
         raise ValueError(f"need weights [M, P] and APL [M] with M >= 2, got {w.shape} and {apl.shape}")
     params = (init or init_surrogate(w.shape[1], key=key, hidden=hidden)).params
     s = Surrogate(params, w.mean(0), w.std(0) + 1e-3, apl.mean(), apl.std() + 1e-3)
-    return s._replace(params=_fit_surrogate(s, w, apl, steps=steps, learning_rate=learning_rate, weight_decay=weight_decay))
+    m = len(w)
+    pad = max(0, (pad_to or m) - m)
+    w, apl = jnp.pad(w, ((0, pad), (0, 0))), jnp.pad(apl, (0, pad))
+    mask = jnp.arange(m + pad) < m
+    return s._replace(params=_fit_surrogate(s, w, apl, mask, steps=steps, learning_rate=learning_rate, weight_decay=weight_decay))
 
 
 # ----------------------------------------------------------------------------- training
@@ -301,7 +320,7 @@ def train_regularised(
             pair_apl.append(apl_now)
             sur_key, k = jax.random.split(sur_key)
             fitted = fit_surrogate(np.stack(pair_w[-max_pairs:]), np.array(pair_apl[-max_pairs:]), key=k,
-                                   init=fitted, steps=surrogate_steps)
+                                   init=fitted, steps=surrogate_steps, pad_to=max_pairs)
             surrogate = fitted
         else:
             history["apl_surrogate"].append(np.nan)
@@ -327,3 +346,108 @@ def evaluate(model: hk.Transformed, params: hk.Params, data: ParabolaData, *, mi
         fidelity(tree, data.x_test, test_logits > 0),
         tree,
     )
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+SWEEP_FILE = "treereg_sweep.npz"  # in helpers/pretrained, written by `python -m helpers.treereg`
+SWEEP_STRENGTHS = {
+    "none": (0.0,),
+    "l1": (3e-4, 1e-3, 3e-3, 5e-3, 1e-2),
+    "l2": (1e-3, 3e-3, 5e-3, 1e-2, 3e-2),
+    "tree": (0.3, 1.0, 3.0, 10.0, 20.0, 30.0),
+}
+TREE_DEPTHS = (1, 2, 3, 4, 5, 6)  # the plain decision trees of the comparison
+
+
+def grid(n: int = 41) -> np.ndarray:
+    """`[n * n, 2]` points on a regular grid over the unit square (x1 varies fastest)."""
+    g = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    return np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+
+
+def sweep_run(data: ParabolaData, *, regulariser: str, strength: float, seed: int, hidden: tuple[int, ...] = (100, 100, 10),
+              steps: int = 1500, grid_n: int = 41) -> tuple[dict, dict]:
+    """One run of the sweep: `(row, history)`, where `row` holds test AUC, APL, fidelity,
+    training seconds and the predicted probability on a `grid_n x grid_n` grid (`[G, G]`,
+    rows = x2), and `history` is `train_regularised`'s."""
+    model = make_mlp(hidden)
+    run = train_regularised(data.x_train, data.y_train, regulariser=regulariser, strength=strength,
+                            key=jax.random.PRNGKey(seed), model=model, steps=steps)
+    ev = evaluate(model, run.params, data)
+    prob = jax.nn.sigmoid(model.apply(run.params, jnp.asarray(grid(grid_n))))
+    row = dict(regulariser=regulariser, strength=strength, seed=seed, test_auc=ev.test_auc, apl=ev.apl,
+               fidelity=ev.fidelity, seconds=run.seconds, grid=np.asarray(prob).reshape(grid_n, grid_n).astype(np.float16))
+    return row, run.history
+
+
+def sweep(
+    *,
+    strengths: dict[str, tuple[float, ...]] = SWEEP_STRENGTHS,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    data_seed: int = 0,
+    n: int = 500,
+    hidden: tuple[int, ...] = (100, 100, 10),
+    steps: int = 1500,
+    grid_n: int = 41,
+    depths: tuple[int, ...] = TREE_DEPTHS,
+) -> dict[str, np.ndarray]:
+    """Trains one network per (regulariser, strength, seed) on the parabola task and returns
+    flat arrays, one row per run (the fields of `sweep_run`); the tree runs' per-chunk true
+    and surrogate APL (`track_*`, with the run's row index); plain decision trees of the
+    given depths fitted to the training labels (`dt_*`); and the setting (`config_*`)."""
+    data = parabola_data(n, seed=data_seed)
+    rows, track = [], {"track_run": [], "track_step": [], "track_apl": [], "track_surrogate": []}
+    for reg, values in strengths.items():
+        for strength in values:
+            for seed in seeds:
+                row, h = sweep_run(data, regulariser=reg, strength=strength, seed=seed, hidden=hidden, steps=steps, grid_n=grid_n)
+                rows.append(row)
+                if reg == "tree":
+                    track["track_run"].append(np.full(len(h["step"]), len(rows) - 1))
+                    for k, v in (("track_step", "step"), ("track_apl", "apl"), ("track_surrogate", "apl_surrogate")):
+                        track[k].append(h[v])
+    out = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    out.update({k: np.concatenate(v) if v else np.zeros(0) for k, v in track.items()})
+    trees = [DecisionTreeClassifier(max_depth=dep, random_state=0).fit(data.x_train, data.y_train) for dep in depths]
+    out["dt_depth"] = np.array(depths)
+    out["dt_apl"] = np.array([average_path_length(t, data.x_train) for t in trees])
+    out["dt_test_auc"] = np.array([metrics_lib.auroc(data.y_test, t.predict_proba(data.x_test)[:, 1]) for t in trees])
+    out.update(config_seeds=np.array(seeds), config_data_seed=np.array(data_seed), config_n=np.array(n),
+               config_hidden=np.array(hidden), config_steps=np.array(steps), config_grid_n=np.array(grid_n))
+    return out
+
+
+def load_sweep(path=None) -> dict[str, np.ndarray]:
+    """The shipped sweep (`helpers/pretrained/treereg_sweep.npz`) or the one at `path`."""
+    from helpers.model import pretrained_dir
+
+    path = path or pretrained_dir() / SWEEP_FILE
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    from helpers.model import pretrained_dir
+
+    p = argparse.ArgumentParser(description="Run the tree-regularisation sweep of chapter 12 and save it.")
+    p.add_argument("--out", default=str(pretrained_dir() / SWEEP_FILE), help="output .npz (default: the shipped file)")
+    p.add_argument("--steps", type=int, default=1500, help="training steps per run")
+    p.add_argument("--seeds", type=int, default=3, help="network initialisations per setting")
+    p.add_argument("--small", action="store_true", help="one strength per regulariser, one seed, a small network: a smoke test")
+    a = p.parse_args(argv)
+    if a.small:
+        kw = dict(strengths={"none": (0.0,), "l1": (1e-3,), "l2": (1e-2,), "tree": (3.0,)}, seeds=(0,),
+                  hidden=(16, 16), grid_n=11, depths=(1, 2))
+    else:
+        kw = dict(seeds=tuple(range(a.seeds)))
+    t0 = time.perf_counter()
+    out = sweep(steps=a.steps, **kw)
+    np.savez_compressed(a.out, **out)
+    print(f"{len(out['seed'])} runs in {time.perf_counter() - t0:.0f} s -> {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -107,3 +107,48 @@ def test_training_with_each_regulariser():
     assert 0.5 < ev.test_auc <= 1 and 0 <= ev.fidelity <= 1 and ev.apl > 0
     with pytest.raises(ValueError, match="regulariser must be one of"):
         T.train_regularised(d.x_train, d.y_train, regulariser="dropout", strength=1.0, key=jax.random.PRNGKey(0))
+
+
+def test_padded_surrogate_fit_ignores_the_padding():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((30, 12)).astype(np.float32)
+    apl = 2 + w[:, 0] + 0.1 * rng.standard_normal(30)
+    plain = T.fit_surrogate(w, apl, key=jax.random.PRNGKey(0), steps=200)
+    padded = T.fit_surrogate(w, apl, key=jax.random.PRNGKey(0), steps=200, pad_to=64)
+    np.testing.assert_allclose(T.surrogate_apl(plain, jnp.asarray(w)), T.surrogate_apl(padded, jnp.asarray(w)), rtol=1e-4, atol=1e-4)
+    # The softplus output never predicts a negative APL, however far the weights move.
+    assert float(T.surrogate_apl(plain, jnp.asarray(w[0] * 1e3))) >= 0
+    assert float(T.surrogate_apl(plain, jnp.asarray(-w[0] * 1e3))) >= 0
+
+
+def test_sweep_script_on_a_small_setting(tmp_path):
+    out = tmp_path / "sweep.npz"
+    T.main(["--small", "--steps", "50", "--out", str(out)])
+    sw = T.load_sweep(out)
+    assert list(sw["regulariser"]) == ["none", "l1", "l2", "tree"] and int(sw["config_steps"]) == 50
+    assert sw["grid"].shape == (4, 11, 11) and np.all((sw["grid"] >= 0) & (sw["grid"] <= 1))
+    assert np.all((sw["test_auc"] >= 0) & (sw["test_auc"] <= 1)) and np.all(sw["apl"] >= 0)
+    # One tree run of 2 chunks: two true APLs, the first without a surrogate forecast.
+    np.testing.assert_array_equal(sw["track_run"], [3, 3])
+    np.testing.assert_array_equal(sw["track_step"], [25, 50])
+    assert np.isnan(sw["track_surrogate"][0]) and np.isfinite(sw["track_surrogate"][1])
+    np.testing.assert_array_equal(sw["dt_depth"], [1, 2])
+    assert sw["dt_apl"][0] == 1.0 and sw["dt_apl"][1] <= 2.0
+
+
+def test_shipped_sweep_comes_from_the_script():
+    sw = T.load_sweep()
+    seeds = tuple(int(s) for s in sw["config_seeds"])
+    expected = [(r, s, seed) for r, values in T.SWEEP_STRENGTHS.items() for s in values for seed in seeds]
+    assert list(zip(sw["regulariser"], sw["strength"], sw["seed"], strict=True)) == expected
+    assert (int(sw["config_steps"]), tuple(sw["config_hidden"]), int(sw["config_n"])) == (1500, (100, 100, 10), 500)
+    tree_rows = np.flatnonzero(sw["regulariser"] == "tree")
+    np.testing.assert_array_equal(np.unique(sw["track_run"]), tree_rows)
+    assert len(sw["track_apl"]) == len(tree_rows) * 1500 // 25
+    np.testing.assert_array_equal(sw["dt_depth"], T.TREE_DEPTHS)
+    # Re-running one shipped setting through the script's code reproduces it.
+    i = expected.index(("l2", 3e-3, 0))
+    row, _ = T.sweep_run(T.parabola_data(500, seed=int(sw["config_data_seed"])), regulariser="l2", strength=3e-3, seed=0)
+    assert row["test_auc"] == pytest.approx(sw["test_auc"][i], abs=1e-3)
+    assert row["apl"] == pytest.approx(sw["apl"][i], abs=0.1)
+    np.testing.assert_allclose(row["grid"].astype(float), sw["grid"][i].astype(float), atol=0.02)
