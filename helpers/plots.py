@@ -210,3 +210,18 @@ def decision_boundary(
     if title:
         ax.set_title(title, fontsize="small")
     return ax
+
+
+def table_heatmap(table, *, ax=None, cbar_label: str = "value", title: str | None = None, center: float | None = 0.0,
+                  vmin: float | None = None, vmax: float | None = None, fmt: str = ".2f"):
+    """A pandas DataFrame of numbers as an annotated heatmap (rows x columns as labelled)."""
+    values = np.asarray(table, dtype=float)
+    if values.ndim != 2:
+        raise ValueError(f"expected a 2-D table, got shape {values.shape}")
+    ax = _ax(ax, figsize=(0.8 * values.shape[1] + 3, 0.4 * values.shape[0] + 1.5))
+    sns.heatmap(table, ax=ax, cmap="RdBu_r" if center is not None else "viridis", center=center, vmin=vmin, vmax=vmax,
+                annot=True, fmt=fmt, annot_kws={"size": 8}, cbar_kws={"label": cbar_label})
+    ax.tick_params(axis="y", rotation=0)
+    if title:
+        ax.set_title(title)
+    return ax

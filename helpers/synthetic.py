@@ -81,3 +81,70 @@ def motif_mask(data: MotifData, i: int, motif: str = MOTIF) -> np.ndarray:
         mask[start : start + len(motif)] = True
         start = seq.find(motif, start + 1)
     return mask
+
+
+# ----------------------------------------------------------------------------- trained models
+
+MOTIF_MODEL = "motif_cnn"  # the course CNN trained on the planted-motif task
+SHUFFLED_MODEL = "motif_cnn_shuffled"  # the same, trained on permuted labels (a sanity check)
+MOTIF_SPLITS = {"train": (3000, 1), "validation": (500, 2), "test": (500, 3)}  # (n, seed), as chapter 6
+
+
+def motif_splits(sizes: dict[str, tuple[int, int]] = MOTIF_SPLITS) -> dict[str, MotifData]:
+    """The planted-motif train, validation and test sets: `{name: planted_motif(n, seed=seed)}`."""
+    return {name: planted_motif(n, seed=seed) for name, (n, seed) in sizes.items()}
+
+
+def shuffled_labels(split: Split, *, seed: int) -> Split:
+    """`split` with its labels permuted: the same inputs, no relation left to learn."""
+    return split._replace(y=np.random.default_rng(seed).permutation(split.y))
+
+
+def train_motif_models(*, sizes: dict[str, tuple[int, int]] = MOTIF_SPLITS, epochs: int = 10, shuffled_epochs: int = 20,
+                       seed: int = 0) -> dict:
+    """Trains the course CNN (`helpers.training.train`) on the planted-motif task, and once
+    more on permuted training labels. The shuffled model is selected by its AUROC on its
+    own (shuffled) training labels, i.e. by how much noise it memorised, since nothing
+    generalises. Returns `{name: (params, info)}`."""
+    from helpers import metrics, training
+    from helpers import model as model_lib
+
+    data = motif_splits(sizes)
+    train, val, test = (data[k].split for k in ("train", "validation", "test"))
+    out = {}
+    run = training.train(train_split=train, val_split=val, epochs=epochs, patience=4, seed=seed, progress=False)
+    shuffled = shuffled_labels(train, seed=seed)
+    run_s = training.train(train_split=shuffled, val_split=shuffled, epochs=shuffled_epochs, patience=shuffled_epochs,
+                           seed=seed, progress=False)
+    for name, r, fit_split in ((MOTIF_MODEL, run, train), (SHUFFLED_MODEL, run_s, shuffled)):
+        f = model_lib.predict_fn(r.params)
+        auc = {k: metrics.auroc(s.y, np.asarray(f(s.x))) for k, s in (("fit", fit_split), ("test", test))}
+        out[name] = (r.params, {"train_auroc_on_its_labels": auc["fit"], "test_auroc": auc["test"], "best_epoch": r.best_epoch,
+                                "epochs": epochs if name == MOTIF_MODEL else shuffled_epochs, "seed": seed,
+                                "sizes": {k: list(v) for k, v in sizes.items()}, "train_seconds": round(r.seconds, 1)})
+    return out
+
+
+def main(argv=None) -> None:
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    from helpers import model as model_lib
+
+    p = argparse.ArgumentParser(description="Train the planted-motif CNN and its shuffled-label twin (chapter 13).")
+    p.add_argument("--out", type=Path, default=model_lib.pretrained_dir())
+    p.add_argument("--small", action="store_true", help="tiny data and 1 epoch: a smoke test")
+    a = p.parse_args(argv)
+    kw = dict(sizes={"train": (256, 1), "validation": (64, 2), "test": (64, 3)}, epochs=1, shuffled_epochs=1) if a.small else {}
+    a.out.mkdir(parents=True, exist_ok=True)
+    for name, (params, info) in train_motif_models(**kw).items():
+        model_lib.save_params(a.out / f"{name}.npz", params)
+        info["command"] = "python -m helpers.synthetic " + " ".join(argv if argv is not None else sys.argv[1:])
+        (a.out / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
+        print(name, json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Judging explanations: curves checked on an additive model by brute force over all orders,
+cascading randomisation, the method table, and the shipped planted-motif models."""
+
+import itertools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import evaluation as E
+from helpers import metrics, synthetic
+from helpers import model as cnn
+from helpers.sequences import encode_batch
+
+
+def _additive_case(seed, seq):
+    """An additive model f(x) = sum over positions of w[residue channel] (padding counts 0),
+    peptide `seq` encoded to 12 positions, and each residue's own term `[n]`."""
+    weights = np.random.default_rng(seed).normal(size=20)
+    w = jnp.asarray(np.concatenate([[0.0], weights]), jnp.float32)
+    f = jax.jit(lambda xb: jnp.einsum("bla,a->b", xb, w))
+    x = jnp.asarray(encode_batch([seq], length=12)[0])
+    contrib = np.array([weights[np.argmax(np.asarray(x[i, 1:]))] for i in range(len(seq))])
+    return f, x, contrib
+
+
+def test_curves_of_an_additive_model_by_hand():
+    seq = "KLWRAG"
+    f, x, contrib = _additive_case(0, seq)
+    order = E.ranking(contrib)
+    deletion = E.faithfulness_curve(f, x, order, kind="deletion")
+    insertion = E.faithfulness_curve(f, x, order, kind="insertion")
+    # Deleting residues removes their terms: the curve is f(x) minus the cumulative sum.
+    np.testing.assert_allclose(deletion, contrib.sum() - np.concatenate([[0], np.cumsum(contrib[order])]), atol=1e-5)
+    np.testing.assert_allclose(insertion, np.concatenate([[0], np.cumsum(contrib[order])]), atol=1e-5)
+    # The true ranking gives the smallest deletion area and the largest insertion area of all 720 orders.
+    areas = [(E.normalised_area(E.faithfulness_curve(f, x, np.array(o), kind="deletion"), "deletion"),
+              E.normalised_area(E.faithfulness_curve(f, x, np.array(o), kind="insertion"), "insertion"))
+             for o in itertools.permutations(range(len(seq)))]
+    best_del, best_ins = min(a for a, _ in areas), max(b for _, b in areas)
+    assert E.normalised_area(deletion, "deletion") == pytest.approx(best_del, abs=1e-6)
+    assert E.normalised_area(insertion, "insertion") == pytest.approx(best_ins, abs=1e-6)
+
+
+def test_curve_helpers_by_hand_and_errors():
+    assert E.curve_area([1.0, 0.0]) == pytest.approx(0.5)
+    assert E.curve_area([1.0, 1.0, 0.0]) == pytest.approx(0.75)
+    assert E.normalised_area([3.0, 1.0, 1.0], "deletion") == pytest.approx(0.25)  # rescaled: 1, 0, 0
+    assert E.normalised_area([1.0, 3.0, 3.0], "insertion") == pytest.approx(0.75)
+    np.testing.assert_array_equal(E.ranking([0.1, 0.5, 0.5, -1]), [1, 2, 0, 3])
+    np.testing.assert_array_equal(E.curve_masks(np.array([2, 0, 1]), "deletion"),
+                                  [[1, 1, 1], [1, 1, 0], [0, 1, 0], [0, 0, 0]])
+    with pytest.raises(ValueError, match="same logit"):
+        E.normalised_area([2.0, 1.0, 2.0], "deletion")
+    with pytest.raises(ValueError, match="permutation"):
+        E.curve_masks(np.array([0, 0, 1]), "deletion")
+    with pytest.raises(ValueError, match="residue 1"):
+        E.ranking([0.0, np.nan])
+    with pytest.raises(ValueError, match="'deletion' or 'insertion'"):
+        E.curve_masks(np.array([0, 1]), "removal")
+
+
+def test_cascading_randomisation_replaces_layers_top_down():
+    model = cnn.make_model()
+    x = jnp.zeros((1, 30, 21))
+    params = model.init(jax.random.PRNGKey(0), x)
+    fresh = model.init(jax.random.PRNGKey(1), x)
+    stages = E.cascade(params, fresh)
+    assert [name for name, _ in stages] == list(E.CNN_LAYERS_TOP_DOWN)
+    for k, (_, p) in enumerate(stages, start=1):
+        for m in params:
+            expected = fresh[m] if m in E.CNN_LAYERS_TOP_DOWN[:k] else params[m]
+            for leaf in params[m]:
+                np.testing.assert_array_equal(p[m][leaf], expected[leaf])
+    with pytest.raises(ValueError, match="no module"):
+        E.randomise_layers(params, fresh, ["conv9"])
+
+
+def test_every_method_explains_an_additive_model():
+    seq = "KLWRAGDE"
+    f, x, contrib = _additive_case(1, seq)
+    methods = E.explainers(f, length=10)
+    assert set(methods) >= {"saliency", "integrated gradients", "occlusion", "Shapley (permutation)", "LIME", "random"}
+    for name, m in methods.items():
+        s = m.explain(x, jax.random.PRNGKey(0))
+        assert s.shape == (len(seq),), name
+        if name in ("gradient × input", "integrated gradients", "SmoothGrad", "occlusion", "Shapley (permutation)", "KernelSHAP"):
+            # On an additive model with the padding row 0, each of these is the residue's own term.
+            np.testing.assert_allclose(s, contrib, atol=0.05 if name == "SmoothGrad" else 1e-4, err_msg=name)
+        assert m.forward(len(seq)) >= 0 and m.backward(len(seq)) >= 0
+    assert np.corrcoef(methods["LIME"].explain(x, jax.random.PRNGKey(0)), contrib)[0, 1] > 0.99
+
+
+def test_motif_model_script_small(tmp_path):
+    synthetic.main(["--small", "--out", str(tmp_path)])
+    for name in (synthetic.MOTIF_MODEL, synthetic.SHUFFLED_MODEL):
+        params = cnn.load_params(tmp_path / f"{name}.npz")
+        info = json.loads((tmp_path / f"{name}.json").read_text())
+        assert set(params) == set(cnn.make_model().init(jax.random.PRNGKey(0), jnp.zeros((1, 30, 21))))
+        assert info["epochs"] == 1 and 0 <= info["test_auroc"] <= 1
+
+
+def test_shipped_motif_models():
+    params, info = cnn.load_pretrained(synthetic.MOTIF_MODEL)
+    shuffled, info_s = cnn.load_pretrained(synthetic.SHUFFLED_MODEL)
+    test = synthetic.motif_splits()["test"].split
+    for p, i in ((params, info), (shuffled, info_s)):
+        auc = metrics.auroc(test.y, np.asarray(cnn.predict_fn(p)(test.x)))
+        assert auc == pytest.approx(i["test_auroc"], abs=1e-4)
+    assert info["test_auroc"] > 0.99 and abs(info_s["test_auroc"] - 0.5) < 0.1
+    assert info_s["train_auroc_on_its_labels"] > 0.6  # it memorised some of the noise
