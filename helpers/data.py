@@ -240,6 +240,26 @@ def _load_npz_array(path: Path) -> np.ndarray:
         return f["arr_0"]
 
 
+def row_label_counts(positive: np.ndarray, negative: np.ndarray) -> dict[str, tuple[int, int]]:
+    """`{sequence: (hemolytic rows, non-hemolytic rows)}` over integer-coded `[N, L]` arrays
+    of the two classes (0 = padding): how often each sequence was reported with each label."""
+    rows: dict[str, list[int]] = {}
+    for column, group in ((0, positive), (1, negative)):
+        for seq in seqs_lib.indices_to_strings(group):
+            rows.setdefault(seq, [0, 0])[column] += 1
+    return {k: (v[0], v[1]) for k, v in rows.items()}
+
+
+def load_dbaasp_row_labels() -> dict[str, tuple[int, int]]:
+    """`row_label_counts` of the raw DBAASP files (before merging and dropping conflicts)."""
+    return row_label_counts(_load_npz_array(fetch("hemo-positive.npz")), _load_npz_array(fetch("hemo-negative.npz")))
+
+
+def load_dmol() -> tuple[list[str], np.ndarray]:
+    """All 634 dmol-book peptides and their labels as stored (1 = "hemolytic"), unsplit."""
+    return _dmol_sequences(fetch("dmol-hemolytic.npz"))
+
+
 def load_dbaasp_cleaned() -> Cleaned:
     """The cleaned DBAASP set straight from the verified raw files (no TFDS)."""
     return clean_dbaasp(

@@ -163,6 +163,26 @@ def composition(seqs: Sequence[str]) -> np.ndarray:
     return counts / counts.sum(axis=1, keepdims=True)
 
 
+def pooled_composition(seqs: Sequence[str]) -> np.ndarray:
+    """`[20]`: the fraction of all residues of `seqs` that are each amino acid (long peptides
+    weigh more, unlike the mean of `composition`)."""
+    seqs = list(seqs)
+    if not seqs:
+        raise ValueError("no sequences: pass at least one")
+    idx = _check_one_hot(encode_batch(seqs, length=max(len(s.strip()) for s in seqs)), batched=True)
+    return np.bincount(idx[idx > 0] - 1, minlength=len(AMINO_ACIDS)) / np.count_nonzero(idx)
+
+
+def composition_features(x: np.ndarray) -> np.ndarray:
+    """`[N, 21]` from one-hot peptides `x [N, L, 21]`: the 20 amino-acid fractions and the
+    length / 100 (the features of a composition-only baseline)."""
+    x = np.asarray(x)
+    _check_one_hot(x, batched=True)  # also rejects empty peptides
+    counts = x[..., 1:].sum(axis=1)
+    n = counts.sum(axis=1, keepdims=True)
+    return np.concatenate([counts / n, n / 100], axis=1)
+
+
 DESCRIPTORS = (
     ("length", "residues"),
     ("net charge", "e, K + R - D - E"),

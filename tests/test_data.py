@@ -106,6 +106,8 @@ def test_cleaning_on_a_hand_made_case():
     assert list(c.labels) == [0, 1, 0]
     assert list(c.n_rows) == [1, 2, 1]
     assert c.counts["conflicting"] == 1 and c.counts["distinct"] == 4
+    counts = D.row_label_counts(rows("AK", "AK", "LL"), rows("LL", "KA", "A"))
+    assert counts == {"AK": (2, 0), "LL": (1, 1), "KA": (0, 1), "A": (0, 1)}
 
 
 # --------------------------------------------------------------------------- splits

@@ -95,6 +95,22 @@ def test_indices_to_strings_and_lengths():
         S.indices_to_strings(np.array([[21, 0]]))
 
 
+def test_pooled_composition_and_composition_features_by_hand():
+    pooled = S.pooled_composition(["AAK", "KW"])  # 5 residues: A 2, K 2, W 1
+    assert pooled[S.AMINO_ACIDS.index("A")] == pytest.approx(0.4)
+    assert pooled[S.AMINO_ACIDS.index("K")] == pytest.approx(0.4)
+    assert pooled[S.AMINO_ACIDS.index("W")] == pytest.approx(0.2) and pooled.sum() == pytest.approx(1.0)
+    feats = S.composition_features(S.encode_batch(["AAK", "KW"], length=5))
+    assert feats.shape == (2, 21)
+    np.testing.assert_allclose(feats[:, :20].sum(axis=1), 1.0)
+    np.testing.assert_allclose(feats[:, 20], [0.03, 0.02])
+    assert feats[0, S.AMINO_ACIDS.index("A")] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="empty"):
+        S.pooled_composition(["AAK", ""])
+    with pytest.raises(ValueError, match=r"\[B, L, 21\]"):
+        S.composition_features(np.zeros((5, 21)))
+
+
 def test_composition_rows_sum_to_one():
     c = S.composition(["AAK", "W"])
     assert c.shape == (2, 20)
