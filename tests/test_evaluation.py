@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from helpers import evaluation as E
-from helpers import metrics, synthetic
+from helpers import metrics, perturbation, shapley, surrogate, synthetic
 from helpers import model as cnn
 from helpers.sequences import encode_batch
 
@@ -91,6 +91,15 @@ def test_every_method_explains_an_additive_model():
             np.testing.assert_allclose(s, contrib, atol=0.05 if name == "SmoothGrad" else 1e-4, err_msg=name)
         assert m.forward(len(seq)) >= 0 and m.backward(len(seq)) >= 0
     assert np.corrcoef(methods["LIME"].explain(x, jax.random.PRNGKey(0)), contrib)[0, 1] > 0.99
+    # The stated costs are the model calls the estimators count themselves.
+    n, k = len(seq), jax.random.PRNGKey(0)
+    assert methods["Shapley (permutation)"].forward(n) == shapley.shapley_permutation(
+        f, x, k, n_permutations=64, baseline="padding", length=10).model_calls
+    assert methods["KernelSHAP"].forward(n) == shapley.kernel_shap(f, x, k, n_samples=512, baseline="padding", length=10).model_calls
+    assert methods["LIME"].forward(n) == surrogate.lime(f, x, k, n_samples=1000, length=10).model_calls
+    game = perturbation.game_for_fill(f, x, "padding", length=10)  # 2 calls: full and empty
+    game(perturbation.window_masks(n, 1))  # what occlusion adds: one call per window
+    assert methods["occlusion"].forward(n) == game.calls
 
 
 def test_motif_model_script_small(tmp_path):
