@@ -50,7 +50,7 @@ DATA_FILES = {
         "https://github.com/whitead/dmol-book/raw/main/data/hemolytic.npz",
         "a8faa589934588527a0bfd3c2215791998aca0dc230e98f2696bbb5c2d3386e6",
     ),
-    # Not data: the book's math renderer, served with the book (see _ext/local_mathjax.py).
+    # Not data: the book's math renderer, served with the book (see _ext/book_html.py).
     "mathjax-3.2.2.tgz": (
         "https://registry.npmjs.org/mathjax/-/mathjax-3.2.2.tgz",
         "1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09",
