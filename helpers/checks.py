@@ -1,0 +1,112 @@
+"""Checks for exercises: run a student's implementation on cases whose answer is known and
+explain a failure in words.
+
+Each `check_*` takes the student's function, raises `CheckFailed` with a sentence that
+names the case, the property that broke and by how much, and returns a one-line summary
+when every case passes. A stub that raises `NotImplementedError` fails with "not written
+yet", so a homework notebook shows what is left to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax.numpy as jnp
+import numpy as np
+
+from helpers import attribution, shapley
+from helpers import model as model_lib
+from helpers import sequences as seqs_lib
+
+PEPTIDES = ("GIGKFLHSAKKFGKAFVGEIMNS", "KWKLFKKIEK", "FLPLIGRVLSGIL")  # magainin 2, a synthetic AMP, temporin A
+
+
+class CheckFailed(AssertionError):
+    """The student's implementation broke a property the check names."""
+
+
+def _run(student: Callable, *args, what: str) -> np.ndarray:
+    try:
+        out = student(*args)
+    except NotImplementedError as e:
+        raise CheckFailed(f"{what} is not written yet ({e})") from None
+    out = np.asarray(out, dtype=float)
+    if not np.isfinite(out).all():
+        raise CheckFailed(f"{what} returned NaN or infinite values")
+    return out
+
+
+def _where(diff: np.ndarray, seq: str) -> str:
+    pos = int(np.unravel_index(np.argmax(np.abs(diff)), diff.shape)[0])
+    return f"residue {pos + 1} ({seq[pos] if pos < len(seq) else 'padding'}) of {seq}"
+
+
+def check_integrated_gradients(student: Callable, *, steps: int = 64) -> str:
+    """`student(f, x [L, A], baseline [L, A], steps) -> attributions [L, A]`.
+
+    Cases: a linear model, where IG is exactly (x - baseline) x gradient; the course CNN
+    from the padding baseline, where the attributions must add up to f(x) - f(baseline)
+    (completeness) and agree with `attribution.integrated_gradients`."""
+    linear = model_lib.hydrophobicity_model()
+    weights = np.asarray(model_lib.hydropathy_weights())
+    params, _ = model_lib.load_pretrained()
+    cnn = model_lib.predict_fn(params)
+    worst_gap = 0.0
+    for seq in PEPTIDES:
+        x = jnp.asarray(seqs_lib.encode(seq))
+        zero = jnp.zeros_like(x)
+        a = _run(student, linear, x, zero, steps, what="your integrated gradients")
+        if a.shape != x.shape:
+            raise CheckFailed(f"your attributions have shape {a.shape}; they must have the input's shape {tuple(x.shape)} [L, A]")
+        diff = a - np.asarray(x) * weights
+        if np.abs(diff).max() > 1e-4:
+            raise CheckFailed(
+                f"on a linear model IG is exactly (x - baseline) x gradient, but yours differs by "
+                f"{np.abs(diff).max():.3g} at {_where(diff, seq)}: check the (x - baseline) factor")
+        pad = attribution.make_baseline("padding", x)
+        a = _run(student, cnn, x, pad, steps, what="your integrated gradients")
+        fx, fb = np.asarray(cnn(jnp.stack([x, pad])), dtype=float)
+        delta = fx - fb
+        gap = float(a.sum()) - delta
+        worst_gap = max(worst_gap, abs(gap))
+        if abs(gap) > 0.05 * max(1.0, abs(delta)):
+            raise CheckFailed(
+                f"your IG does not satisfy completeness: gap {gap:.2f} on peptide {seq} "
+                f"(f(x) - f(baseline) = {delta:.2f}); check the quadrature weights (they must sum to 1) "
+                f"and that the path runs from the baseline to x")
+        ref = np.asarray(attribution.integrated_gradients(cnn, x, pad, steps=steps).attributions)
+        diff = a - ref
+        if np.abs(diff).max() > 0.05 * np.abs(ref).max() + 1e-3:
+            raise CheckFailed(
+                f"your attributions differ from the reference by {np.abs(diff).max():.3g} at "
+                f"{_where(diff, seq)} (the largest reference value is {np.abs(ref).max():.3g})")
+    return f"integrated gradients: all {2 * len(PEPTIDES)} cases pass (largest completeness gap {worst_gap:.2g})"
+
+
+def check_shapley(student: Callable) -> str:
+    """`student(v, n) -> phi [n]`, where `v(masks [C, n] bool) -> values [C]` is a
+    coalition game of n players. Cases: an additive game (each player's value is its own
+    term), a game where two players only count together (they split it, the others get
+    0), and a random game of 6 players against brute force (`shapley.shapley_from_values`)."""
+    rng = np.random.default_rng(0)
+    terms = rng.normal(size=5)
+    additive = (lambda m: np.asarray(m, float) @ terms, 5, terms, "an additive game v(S) = sum of the terms in S")
+    both = (lambda m: (np.asarray(m)[:, 0] & np.asarray(m)[:, 2]).astype(float), 4, np.array([0.5, 0.0, 0.5, 0.0]),
+            "a game worth 1 when players 1 and 3 are both present")
+    table = rng.normal(size=2**6)
+    bits = 1 << np.arange(6)
+    random = (lambda m: table[np.asarray(m, int) @ bits], 6, shapley.shapley_from_values(table, 6), "a random game of 6 players")
+    for v, n, expected, name in (additive, both, random):
+        phi = _run(student, v, n, what="your Shapley values")
+        if phi.shape != (n,):
+            raise CheckFailed(f"for {name} you returned shape {phi.shape}; expected one value per player, ({n},)")
+        full, empty = float(v(np.ones((1, n), bool))[0]), float(v(np.zeros((1, n), bool))[0])
+        gap = float(phi.sum()) - (full - empty)
+        if abs(gap) > 1e-6:
+            raise CheckFailed(f"your values break efficiency on {name}: they sum to {phi.sum():.4f}, "
+                              f"but v(all) - v(none) = {full - empty:.4f} (gap {gap:.3g})")
+        i = int(np.argmax(np.abs(phi - expected)))
+        if abs(phi[i] - expected[i]) > 1e-6:
+            raise CheckFailed(f"on {name}, player {i + 1} should get {expected[i]:.4f}, yours gets {phi[i]:.4f}; "
+                              "check the weights |S|! (n - |S| - 1)! / n!")
+    return "Shapley values: all 3 games pass (efficiency and exact values)"

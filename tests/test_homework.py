@@ -1,0 +1,63 @@
+"""Homework builds: stubs keep signatures, docstrings and imports; a stripped chapter runs
+up to its exercises, whose checks then fail with "not written yet"."""
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from helpers import homework
+
+SOLUTION = '''import math
+
+
+def area(r):
+    """Area of a circle of radius r."""
+    return math.pi * r**2
+
+
+radius = 2.0
+
+
+def helper(x):
+    return x
+'''
+
+
+def test_stub_keeps_imports_signatures_and_docstrings():
+    stub = homework.stub_source(SOLUTION)
+    assert stub.startswith("import math\n")
+    assert 'def area(r):\n    """Area of a circle of radius r."""\n    raise NotImplementedError("exercise: write `area`")' in stub
+    assert 'def helper(x):\n    raise NotImplementedError("exercise: write `helper`")' in stub
+    assert "radius = 2.0" not in stub and "math.pi" not in stub
+    namespace = {}
+    exec(stub, namespace)
+    with pytest.raises(NotImplementedError, match="area"):
+        namespace["area"](1.0)
+    assert homework.stub_source("x = 1\n") == "# your code here\n"
+
+
+def test_strip_notebook_replaces_only_solution_cells():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("a = 1"), nbformat.v4.new_code_cell(SOLUTION), nbformat.v4.new_markdown_cell("text")]
+    nb.cells[1].metadata["tags"] = ["solution", "hide-cell"]
+    out, count = homework.strip_notebook(nb)
+    assert count == 1 and out.cells[0].source == "a = 1" and out.cells[2].source == "text"
+    assert out.cells[1].metadata["tags"] == ["exercise"] and "NotImplementedError" in out.cells[1].source
+    assert nb.cells[1].source == SOLUTION  # the original is untouched
+
+
+@pytest.mark.slow
+def test_stripped_chapter_runs_up_to_its_exercise(tmp_path):
+    homework.main([str(tmp_path), str(homework.ROOT / "chapters" / "07_shapley.ipynb")])
+    nb = nbformat.read(tmp_path / "07_shapley.ipynb", as_version=4)
+    exercise = next(i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", []))
+    check = next(i for i, c in enumerate(nb.cells) if i > exercise and "check_shapley" in c.source)
+    nb.cells = nb.cells[: check + 1]
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(homework.ROOT / "chapters")}})
+    with pytest.raises(CellExecutionError, match="not written yet") as err:
+        client.execute()
+    # every cell before the check ran; the check cell is the one that failed
+    ran = [c for c in nb.cells[:check] if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in ran)
+    assert "CheckFailed" in str(err.value)
