@@ -110,3 +110,87 @@ def check_shapley(student: Callable) -> str:
             raise CheckFailed(f"on {name}, player {i + 1} should get {expected[i]:.4f}, yours gets {phi[i]:.4f}; "
                               "check the weights |S|! (n - |S| - 1)! / n!")
     return "Shapley values: all 3 games pass (efficiency and exact values)"
+
+
+def check_gradient_x_input(student: Callable) -> str:
+    """`student(f, x [L, A]) -> gradient x input [L, A]`. Cases: a linear model, where it is
+    x times the weights, and the course CNN against `attribution.gradient_x_input`."""
+    linear = model_lib.hydrophobicity_model()
+    weights = np.asarray(model_lib.hydropathy_weights())
+    params, _ = model_lib.load_pretrained()
+    cnn = model_lib.predict_fn(params)
+    for seq in PEPTIDES:
+        x = jnp.asarray(seqs_lib.encode(seq))
+        a = _run(student, linear, x, what="your gradient x input")
+        if a.shape != x.shape:
+            raise CheckFailed(f"your attributions have shape {a.shape}; they must have the input's shape {tuple(x.shape)} [L, A]")
+        diff = a - np.asarray(x) * weights
+        if np.abs(diff).max() > 1e-5:
+            raise CheckFailed(f"on a linear model gradient x input is x times the weights, but yours differs by "
+                              f"{np.abs(diff).max():.3g} at {_where(diff, seq)}")
+        ref = np.asarray(attribution.gradient_x_input(cnn, x))
+        diff = _run(student, cnn, x, what="your gradient x input") - ref
+        if np.abs(diff).max() > 1e-4 * max(1.0, np.abs(ref).max()):
+            raise CheckFailed(f"on the course CNN yours differs from the reference by {np.abs(diff).max():.3g} at "
+                              f"{_where(diff, seq)}: is the gradient taken of the logit of this one peptide?")
+    return f"gradient x input: all {2 * len(PEPTIDES)} cases pass"
+
+
+def check_average_path_length(student: Callable) -> str:
+    """`student(tree, x [B, D]) -> APL` of a fitted scikit-learn decision tree. Cases: a
+    single leaf (0 questions), a stump (1), the four-point tree of chapter 12 (1.75 by
+    hand), and trees on random data against `treereg.average_path_length`."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from helpers import treereg
+
+    x4 = np.array([[0.0], [1.0], [2.0], [3.0]])
+    cases = [
+        (DecisionTreeClassifier().fit(x4, [1, 1, 1, 1]), x4, "a tree that is a single leaf", "do not count the leaf as a question"),
+        (DecisionTreeClassifier().fit(x4, [0, 0, 1, 1]), x4, "a stump", "each input answers exactly one question"),
+        (DecisionTreeClassifier(random_state=0).fit(x4, [0, 1, 1, 0]), x4, "the four-point tree of chapter 12", "count by hand: 1, 2, 2, 2"),
+    ]
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        x = rng.uniform(size=(200, 2))
+        y = (x[:, 0] + rng.normal(0, 0.2, 200)) > x[:, 1] ** 2
+        cases.append((DecisionTreeClassifier(min_samples_leaf=5 * (k + 1), random_state=k).fit(x, y), x,
+                      f"a tree on random data ({k + 1} of 3)", "average over the inputs, one path each"))
+    for tree, x, name, hint in cases:
+        got = float(_run(student, tree, x, what="your average path length"))
+        want = treereg.average_path_length(tree, x)
+        if abs(got - want) > 1e-9:
+            raise CheckFailed(f"on {name} the APL is {want:.4g}, yours is {got:.4g}: {hint}")
+    return f"average path length: all {len(cases)} trees pass"
+
+
+def check_deletion_curve(student: Callable) -> str:
+    """`student(f, x [L, A], order [n]) -> logits [n + 1]`: f after deleting (padding in
+    place) the first k residues of `order`, k = 0 .. n. Cases: an additive model, where the
+    curve is f(x) minus cumulative sums of the residues' terms, and the course CNN against
+    `evaluation.faithfulness_curve`."""
+    from helpers import evaluation
+
+    weights = np.asarray(model_lib.hydropathy_weights())
+    linear = model_lib.hydrophobicity_model()
+    params, _ = model_lib.load_pretrained()
+    cnn = model_lib.predict_fn(params)
+    rng = np.random.default_rng(0)
+    for seq in PEPTIDES:
+        x = jnp.asarray(seqs_lib.encode(seq))
+        order = rng.permutation(len(seq))
+        terms = weights[np.asarray(x).argmax(-1)[: len(seq)]]
+        want = terms.sum() - np.concatenate([[0.0], np.cumsum(terms[order])])
+        got = _run(student, linear, x, order, what="your deletion curve")
+        if got.shape != want.shape:
+            raise CheckFailed(f"for {len(seq)} residues the curve has {len(seq) + 1} points (0 to {len(seq)} deleted); yours has shape {got.shape}")
+        if np.abs(got - want).max() > 1e-4:
+            k = int(np.argmax(np.abs(got - want)))
+            raise CheckFailed(f"on an additive model, after deleting {k} residues of {seq} the logit is {want[k]:.4f}, "
+                              f"yours is {got[k]:.4f}: delete residues in `order`, replacing each by the padding row")
+        want = evaluation.faithfulness_curve(cnn, x, order)
+        got = _run(student, cnn, x, order, what="your deletion curve")
+        if np.abs(got - want).max() > 1e-4:
+            k = int(np.argmax(np.abs(got - want)))
+            raise CheckFailed(f"on the course CNN, after deleting {k} residues of {seq} the logit is {want[k]:.4f}, yours is {got[k]:.4f}")
+    return f"deletion curve: all {2 * len(PEPTIDES)} cases pass"

@@ -75,3 +75,29 @@ def test_shapley_check():
     with pytest.raises(checks.CheckFailed, match="not written yet"):
         checks.check_shapley(lambda v, n: (_ for _ in ()).throw(NotImplementedError("exercise")))
     assert math.isclose(sum(exact(lambda m: np.asarray(m, float).sum(1), 3)), 3.0)
+
+
+def test_gradient_x_input_check():
+    assert "pass" in checks.check_gradient_x_input(attribution.gradient_x_input)
+    with pytest.raises(checks.CheckFailed, match="x times the weights"):
+        checks.check_gradient_x_input(attribution.saliency)  # forgot the "x input"
+
+
+def test_average_path_length_check():
+    from helpers import treereg
+
+    assert "pass" in checks.check_average_path_length(treereg.average_path_length)
+    with pytest.raises(checks.CheckFailed, match="single leaf.*do not count the leaf"):
+        checks.check_average_path_length(lambda tree, x: treereg.average_path_length(tree, x) + 1)  # counts the leaf
+    with pytest.raises(checks.CheckFailed, match="four-point tree"):
+        checks.check_average_path_length(lambda tree, x: float(tree.get_depth()))  # the depth is not the average
+
+
+def test_deletion_curve_check():
+    from helpers import evaluation
+
+    assert "pass" in checks.check_deletion_curve(lambda f, x, order: evaluation.faithfulness_curve(f, x, order))
+    with pytest.raises(checks.CheckFailed, match="additive model"):
+        checks.check_deletion_curve(lambda f, x, order: evaluation.faithfulness_curve(f, x, order[::-1]))
+    with pytest.raises(checks.CheckFailed, match="points"):
+        checks.check_deletion_curve(lambda f, x, order: evaluation.faithfulness_curve(f, x, order)[1:])
