@@ -194,3 +194,76 @@ def check_deletion_curve(student: Callable) -> str:
             k = int(np.argmax(np.abs(got - want)))
             raise CheckFailed(f"on the course CNN, after deleting {k} residues of {seq} the logit is {want[k]:.4f}, yours is {got[k]:.4f}")
     return f"deletion curve: all {2 * len(PEPTIDES)} cases pass"
+
+
+def check_auroc(student: Callable) -> str:
+    """`student(y [N] in {0, 1}, scores [N]) -> AUROC`. Cases by hand (perfect, reversed,
+    all tied, one swapped pair) and random scores with ties against `metrics.auroc`."""
+    from helpers import metrics
+
+    cases = [
+        ([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], 1.0, "perfectly separated scores"),
+        ([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1], 0.0, "perfectly reversed scores"),
+        ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5, "all scores tied (a tie counts one half)"),
+        ([0, 1, 0, 1], [0.1, 0.3, 0.4, 0.9], 0.75, "one positive below one negative (3 of 4 pairs right)"),
+    ]
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        y = rng.integers(0, 2, 60)
+        y[:2] = (0, 1)
+        cases.append((y, rng.integers(0, 5, 60).astype(float), None, f"random scores with many ties ({k + 1} of 3)"))
+    for y, s, want, name in cases:
+        want = metrics.auroc(np.asarray(y), np.asarray(s)) if want is None else want
+        got = float(_run(student, np.asarray(y), np.asarray(s, float), what="your AUROC"))
+        if abs(got - want) > 1e-9:
+            raise CheckFailed(f"for {name} the AUROC is {want:.4f}, yours is {got:.4f}: it is the share of "
+                              "(positive, negative) pairs the scores order correctly, ties counting one half")
+    return f"AUROC: all {len(cases)} cases pass"
+
+
+def check_occlusion(student: Callable) -> str:
+    """`student(f, x [L, A]) -> [n]`: for each residue, f(x) minus f with that residue
+    deleted in place (its row replaced by the padding row). Cases: a linear model (the
+    drop is the residue's own term) and the course CNN against `perturbation.occlusion`."""
+    from helpers import perturbation
+
+    weights = np.asarray(model_lib.hydropathy_weights())
+    linear = model_lib.hydrophobicity_model()
+    params, _ = model_lib.load_pretrained()
+    cnn = model_lib.predict_fn(params)
+    for seq in PEPTIDES:
+        x = jnp.asarray(seqs_lib.encode(seq))
+        got = _run(student, linear, x, what="your occlusion")
+        want = weights[np.asarray(x).argmax(-1)[: len(seq)]]
+        if got.shape != want.shape:
+            raise CheckFailed(f"one score per residue: {seq} has {len(seq)} residues, your scores have shape {got.shape}")
+        if np.abs(got - want).max() > 1e-5:
+            raise CheckFailed(f"on a linear model deleting a residue removes exactly its term, but yours differs by "
+                              f"{np.abs(got - want).max():.3g} at {_where(got - want, seq)}: replace the row by the "
+                              "padding row (channel 0 set to 1), not by zeros")
+        want = perturbation.occlusion(cnn, x)
+        got = _run(student, cnn, x, what="your occlusion")
+        if np.abs(got - want).max() > 1e-4:
+            raise CheckFailed(f"on the course CNN yours differs from the reference by {np.abs(got - want).max():.3g} at "
+                              f"{_where(got - want, seq)}")
+    return f"occlusion: all {2 * len(PEPTIDES)} cases pass"
+
+
+def check_edit_distance(student: Callable) -> str:
+    """`student(a, b) -> int`, the Levenshtein distance. Cases by hand and random peptide
+    pairs against `counterfactual.edit_distance`."""
+    from helpers import counterfactual
+
+    cases = [("", "KLW", 3, "from the empty string (insert everything)"), ("KLW", "KLW", 0, "identical peptides"),
+             ("KLW", "KAW", 1, "one substitution"), ("KLAW", "KLW", 1, "one deletion"),
+             ("GIGK", "IGKG", 2, "a shift (one deletion and one insertion)")]
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = "".join(rng.choice(list(seqs_lib.AMINO_ACIDS), rng.integers(3, 12)))
+        b = "".join(rng.choice(list(a + "KL"), rng.integers(3, 12)))
+        cases.append((a, b, counterfactual.edit_distance(a, b), f"random pair {a} / {b}"))
+    for a, b, want, name in cases:
+        got = int(_run(student, a, b, what="your edit distance"))
+        if got != want:
+            raise CheckFailed(f"for {name} ({a!r} -> {b!r}) the distance is {want}, yours is {got}")
+    return f"edit distance: all {len(cases)} cases pass"

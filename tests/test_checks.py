@@ -101,3 +101,17 @@ def test_deletion_curve_check():
         checks.check_deletion_curve(lambda f, x, order: evaluation.faithfulness_curve(f, x, order[::-1]))
     with pytest.raises(checks.CheckFailed, match="points"):
         checks.check_deletion_curve(lambda f, x, order: evaluation.faithfulness_curve(f, x, order)[1:])
+
+
+def test_auroc_occlusion_and_edit_distance_checks():
+    from helpers import counterfactual, metrics, perturbation
+
+    assert "pass" in checks.check_auroc(metrics.auroc)
+    with pytest.raises(checks.CheckFailed, match="tied"):  # ties counted as wins
+        checks.check_auroc(lambda y, s: np.mean([a >= b for a in s[y == 1] for b in s[y == 0]]))
+    assert "pass" in checks.check_occlusion(lambda f, x: perturbation.occlusion(f, x))
+    with pytest.raises(checks.CheckFailed, match="padding row"):  # zeros instead of padding
+        checks.check_occlusion(lambda f, x: perturbation.occlusion(f, x, fill="zeros") * 0.5)
+    assert "pass" in checks.check_edit_distance(counterfactual.edit_distance)
+    with pytest.raises(checks.CheckFailed, match="one deletion"):  # Hamming distance plus the length difference
+        checks.check_edit_distance(lambda a, b: sum(p != q for p, q in zip(a, b, strict=False)) + abs(len(a) - len(b)))
