@@ -36,6 +36,13 @@ def _run(student: Callable, *args, what: str) -> np.ndarray:
     return out
 
 
+def _models() -> tuple[Callable, np.ndarray, Callable]:
+    """The cases' two models: the linear hydropathy model with its weights `[A]` (a closed
+    form for every method), and the course CNN."""
+    params, _ = model_lib.load_pretrained()
+    return model_lib.hydrophobicity_model(), np.asarray(model_lib.hydropathy_weights()), model_lib.predict_fn(params)
+
+
 def _where(diff: np.ndarray, seq: str) -> str:
     pos = int(np.unravel_index(np.argmax(np.abs(diff)), diff.shape)[0])
     return f"residue {pos + 1} ({seq[pos] if pos < len(seq) else 'padding'}) of {seq}"
@@ -47,10 +54,7 @@ def check_integrated_gradients(student: Callable, *, steps: int = 64) -> str:
     Cases: a linear model, where IG is exactly (x - baseline) x gradient; the course CNN
     from the padding baseline, where the attributions must add up to f(x) - f(baseline)
     (completeness) and agree with `attribution.integrated_gradients`."""
-    linear = model_lib.hydrophobicity_model()
-    weights = np.asarray(model_lib.hydropathy_weights())
-    params, _ = model_lib.load_pretrained()
-    cnn = model_lib.predict_fn(params)
+    linear, weights, cnn = _models()
     worst_gap = 0.0
     for seq in PEPTIDES:
         x = jnp.asarray(seqs_lib.encode(seq))
@@ -115,10 +119,7 @@ def check_shapley(student: Callable) -> str:
 def check_gradient_x_input(student: Callable) -> str:
     """`student(f, x [L, A]) -> gradient x input [L, A]`. Cases: a linear model, where it is
     x times the weights, and the course CNN against `attribution.gradient_x_input`."""
-    linear = model_lib.hydrophobicity_model()
-    weights = np.asarray(model_lib.hydropathy_weights())
-    params, _ = model_lib.load_pretrained()
-    cnn = model_lib.predict_fn(params)
+    linear, weights, cnn = _models()
     for seq in PEPTIDES:
         x = jnp.asarray(seqs_lib.encode(seq))
         a = _run(student, linear, x, what="your gradient x input")
@@ -171,15 +172,12 @@ def check_deletion_curve(student: Callable) -> str:
     `evaluation.faithfulness_curve`."""
     from helpers import evaluation
 
-    weights = np.asarray(model_lib.hydropathy_weights())
-    linear = model_lib.hydrophobicity_model()
-    params, _ = model_lib.load_pretrained()
-    cnn = model_lib.predict_fn(params)
+    linear, weights, cnn = _models()
     rng = np.random.default_rng(0)
     for seq in PEPTIDES:
         x = jnp.asarray(seqs_lib.encode(seq))
         order = rng.permutation(len(seq))
-        terms = weights[np.asarray(x).argmax(-1)[: len(seq)]]
+        terms = weights[np.asarray(x).argmax(-1)[: len(seq)]]  # each residue's own term
         want = terms.sum() - np.concatenate([[0.0], np.cumsum(terms[order])])
         got = _run(student, linear, x, order, what="your deletion curve")
         if got.shape != want.shape:
@@ -227,14 +225,11 @@ def check_occlusion(student: Callable) -> str:
     drop is the residue's own term) and the course CNN against `perturbation.occlusion`."""
     from helpers import perturbation
 
-    weights = np.asarray(model_lib.hydropathy_weights())
-    linear = model_lib.hydrophobicity_model()
-    params, _ = model_lib.load_pretrained()
-    cnn = model_lib.predict_fn(params)
+    linear, weights, cnn = _models()
     for seq in PEPTIDES:
         x = jnp.asarray(seqs_lib.encode(seq))
         got = _run(student, linear, x, what="your occlusion")
-        want = weights[np.asarray(x).argmax(-1)[: len(seq)]]
+        want = weights[np.asarray(x).argmax(-1)[: len(seq)]]  # each residue's own term
         if got.shape != want.shape:
             raise CheckFailed(f"one score per residue: {seq} has {len(seq)} residues, your scores have shape {got.shape}")
         if np.abs(got - want).max() > 1e-5:
