@@ -61,3 +61,32 @@ def test_stripped_chapter_runs_up_to_its_exercise(tmp_path):
     ran = [c for c in nb.cells[:check] if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in ran)
     assert "CheckFailed" in str(err.value)
+
+
+def _exercises(nb):
+    """(stub source, check source) of every exercise of a stripped notebook."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        if "exercise" in cell.metadata.get("tags", []):
+            check = next(c for c in nb.cells[i + 1 :] if c.cell_type == "code" and "checks.check_" in c.source)
+            out.append((cell.source, check.source))
+    return out
+
+
+@pytest.mark.parametrize("path", sorted((homework.ROOT / "chapters").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_chapter_has_two_to_four_exercises_whose_checks_fail_on_the_stubs(path):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from helpers import checks
+
+    nb, count = homework.strip_notebook(nbformat.read(path, as_version=4))
+    assert 2 <= count <= 4, f"{path.name} has {count} exercises"
+    exercises = _exercises(nb)
+    assert len(exercises) == count
+    namespace = {"np": np, "jnp": jnp, "jax": jax}
+    for stub, check in exercises:
+        exec(stub, namespace)  # the student's starting point: signatures and docstrings
+        with pytest.raises(checks.CheckFailed, match="not written yet"):
+            exec(check, namespace)
