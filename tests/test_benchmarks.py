@@ -36,7 +36,7 @@ def models(bench):
 
 def test_torch_port_gives_the_same_logits(bench, models):
     f, module = models
-    x = seqs_lib.encode_batch(bench.test_peptides(20))
+    x = seqs_lib.encode_batch(bench.pick_peptides(20))
     # also points off the one-hot corners, as IG paths and noise visit them
     rng = np.random.default_rng(0)
     mixed = (x * rng.uniform(0, 1, x.shape[:2] + (1,)) + rng.uniform(0, 0.1, x.shape)).astype(np.float32)
@@ -47,7 +47,7 @@ def test_torch_port_gives_the_same_logits(bench, models):
 
 
 def test_integrated_gradients_agree_with_captum(bench, models):
-    r = bench.compare_ig(*models, bench.test_peptides(4), repeats=1)
+    r = bench.compare_ig(*models, bench.pick_peptides(4), repeats=1)
     assert r["max_abs_diff"] < bench.IG_TOLERANCE and r["scale"] > 0.1
     # Captum's trapezoid weights sum to 64 / 65: its attributions are ours times that
     assert abs(r["trapezoid_ratio"] - 64 / 65) < 1e-5
@@ -55,7 +55,7 @@ def test_integrated_gradients_agree_with_captum(bench, models):
 
 
 def test_shapley_agrees_with_shap(bench, models):
-    r = bench.compare_shapley(models[0], bench.test_peptides(3, min_len=8, max_len=12), repeats=1)
+    r = bench.compare_shapley(models[0], bench.pick_peptides(3, min_len=8, max_len=12), repeats=1)
     assert r["exact_diff"] < bench.EXACT_TOLERANCE
     assert r["calls_exact_ours"] == r["calls_exact_ref"]  # both evaluate all 2^n coalitions
     assert r["z_max"] < 5
@@ -63,7 +63,7 @@ def test_shapley_agrees_with_shap(bench, models):
 
 
 def test_lime_agrees_with_lime(bench, models):
-    r = bench.compare_lime(models[0], bench.test_peptides(3, min_len=8), repeats=1)
+    r = bench.compare_lime(models[0], bench.pick_peptides(3, min_len=8), repeats=1)
     assert r["rho_min"] > 0.8 and r["overlap"] >= 2 / 3
     assert r["calls_ref"] == bench.LIME_SAMPLES
 
