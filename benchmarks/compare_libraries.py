@@ -265,9 +265,7 @@ def lime_package(f, seq: str, *, seed: int) -> tuple[np.ndarray, int]:
 
     n = len(seq)
     length = seqs_lib.DEFAULT_LENGTH
-    lut = np.zeros(256, np.int32)  # byte -> channel; lime's mask chr(0) -> 0 (padding)
-    for i, aa in enumerate(seqs_lib.AMINO_ACIDS, start=1):
-        lut[ord(aa)] = i
+    lut = seqs_lib._CODES  # byte -> channel; any other byte (lime's mask, chr(0)) -> 0, padding
     calls = [0]
 
     def classifier_fn(strings):  # list of S strings of n characters -> [S, 2]

@@ -26,15 +26,22 @@ class CheckFailed(AssertionError):
     """The student's implementation broke a property the check names."""
 
 
-def _run(student: Callable, *args, what: str) -> np.ndarray:
+def _stub_or(student: Callable, *args, what: str):
+    """`student(*args)` as returned (a tuple, an int, an array): a stub that raises
+    NotImplementedError fails with "not written yet", NaN or infinite values fail too."""
     try:
         out = student(*args)
     except NotImplementedError as e:
         raise CheckFailed(f"{what} is not written yet ({e})") from None
-    out = np.asarray(out, dtype=float)
-    if not np.isfinite(out).all():
+    parts = out if isinstance(out, tuple) else (out,)
+    if not all(np.isfinite(np.asarray(p, dtype=float)).all() for p in parts if not isinstance(p, str)):
         raise CheckFailed(f"{what} returned NaN or infinite values")
     return out
+
+
+def _run(student: Callable, *args, what: str) -> np.ndarray:
+    """`student(*args)` as a float array (see `_stub_or`)."""
+    return np.asarray(_stub_or(student, *args, what=what), dtype=float)
 
 
 def _models() -> tuple[Callable, np.ndarray, Callable]:
@@ -263,18 +270,6 @@ def check_edit_distance(student: Callable) -> str:
         if got != want:
             raise CheckFailed(f"for {name} ({a!r} -> {b!r}) the distance is {want}, yours is {got}")
     return f"edit distance: all {len(cases)} cases pass"
-
-
-def _stub_or(student: Callable, *args, what: str):
-    """`student(*args)` as is (tuples, ints), with the stub and NaN handling of `_run`."""
-    try:
-        out = student(*args)
-    except NotImplementedError as e:
-        raise CheckFailed(f"{what} is not written yet ({e})") from None
-    parts = out if isinstance(out, tuple) else (out,)
-    if not all(np.isfinite(np.asarray(p, dtype=float)).all() for p in parts if not isinstance(p, str)):
-        raise CheckFailed(f"{what} returned NaN or infinite values")
-    return out
 
 
 # ----------------------------------------------------------------------------- chapter 1
