@@ -1,4 +1,9 @@
-"""Sphinx extension: two fixes to the HTML the book ships.
+"""Sphinx extension: where executed chapters are cached, and two fixes to the HTML.
+
+- The jupyter-cache of executed chapters is `_build/.jupyter_cache/<fingerprint of helpers/
+  and requirements.txt>` (`helpers.book.execution_cache_dir`), the folder `pytest` fills
+  too: a chapter the tests executed is not executed again, and a change to the code it
+  imports runs it afresh.
 
 - MathJax 3 is served with the book instead of from a CDN, so the built book renders its
   formulas offline (a reader's laptop on a train, the CI machine, the browser test). The
@@ -43,6 +48,9 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> No
 
 
 def setup(app):
+    from helpers import book
+
+    app.connect("config-inited", book.use_execution_cache)
     app.connect("builder-inited", _add_mathjax)
     app.connect("html-page-context", _drop_duplicate_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,4 +1,5 @@
-"""The book's plumbing: the Colab setup cell every chapter starts with.
+"""The book's plumbing: the Colab setup cell every chapter starts with, and one execution
+of each chapter shared by the tests and the book build.
 
 The repository URL is configured in one place, `repository.url` in `_config.yml`; the
 setup cell is generated from it. After changing the URL, rewrite the cells with
@@ -14,6 +15,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP_TAGS = ["remove-cell"]
@@ -94,6 +96,88 @@ def sync(paths: list[Path] | None = None) -> list[Path]:
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         changed.append(path)
     return changed
+
+
+# ----------------------------------------------------------------------------- executing chapters
+#
+# The tests execute every chapter (`tests/test_chapters.py`) and the book build executes them
+# again to render them. To pay once, both use one jupyter-cache (`execute_notebooks: cache`
+# in `_config.yml`): a chapter executed without error by either is reused by the other. A
+# cached run is valid for the notebook's code cells (jupyter-cache's key) *and* for the code
+# it imports, so the cache lives in a folder named after a fingerprint of `helpers/`
+# (sources and shipped files) and `requirements.txt`: change either and every chapter runs
+# again.
+
+EXECUTION_TIMEOUT = 300  # seconds per cell, as `execute.timeout` in `_config.yml`
+
+
+def code_fingerprint(root: Path = ROOT) -> str:
+    """16 hex digits of the sha256 of every file under `helpers/` (not caches) and of
+    `requirements.txt`, names and bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = sorted(p for p in (root / "helpers").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for p in [*files, root / "requirements.txt"]:
+        if p.exists():
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def execution_cache_dir(build_dir: Path = ROOT / "_build") -> Path:
+    """The jupyter-cache folder for the current code: `<build_dir>/.jupyter_cache/<fingerprint>`."""
+    return Path(build_dir) / ".jupyter_cache" / code_fingerprint()
+
+
+class ChapterRun(NamedTuple):
+    reused: bool  # found in the cache, not executed
+    seconds: float | None  # execution time (None when reused)
+    notebook: Any  # the executed notebook (nbformat), or the source when reused
+
+
+def glued_values(nb) -> dict[str, str]:
+    """`{name: text}` of every value a notebook glued (`text/plain` of its glue outputs)."""
+    out = {}
+    for cell in nb.cells:
+        for o in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            record = o.get("metadata", {}).get("scrapbook", {})
+            if record.get("name"):
+                out[record["name"]] = o.get("data", {}).get(record.get("mime_prefix", "") + "text/plain")
+    return out
+
+
+def execute_chapter(path: Path, *, cache: bool = True, build_dir: Path = ROOT / "_build") -> ChapterRun:
+    """Executes chapter `path` as the book build does (its folder as working directory, no
+    errors allowed) unless the cache holds a successful run of the same code (`cache=False`:
+    always execute, store nothing); stores a successful run there. Raises `RuntimeError`
+    with the failing cell's traceback."""
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    path = Path(path).resolve()
+    nb = nbformat.read(path, as_version=4)
+    store = get_cache(str(execution_cache_dir(build_dir))) if cache else None
+    if store is not None:
+        try:
+            store.match_cache_notebook(nb)
+            return ChapterRun(True, None, nb)
+        except KeyError:
+            pass
+    result = single_nb_execution(nb, cwd=str(path.parent), allow_errors=False, timeout=EXECUTION_TIMEOUT, meta_override=True)
+    if result.err is not None:
+        raise RuntimeError(f"{path.name} failed:\n{result.exc_string}")
+    if store is not None:
+        store.cache_notebook_bundle(CacheBundleIn(nb, str(path), data={"execution_seconds": result.time}),
+                                    check_validity=False, overwrite=True)
+    return ChapterRun(False, result.time, nb)
+
+
+def use_execution_cache(app, config) -> None:
+    """Sphinx `config-inited` handler (`_ext/book_html.py`): the book build's jupyter-cache
+    is `execution_cache_dir` of its build folder, the one `execute_chapter` fills."""
+    config.nb_execution_cache_path = str(execution_cache_dir(Path(app.outdir).parent))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ one with a custom gradient.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from importlib import resources
@@ -168,10 +169,27 @@ def head_params(params: hk.Params) -> hk.Params:
 def predict_fn(params: hk.Params, **config: Any) -> Callable[[jax.Array], jax.Array]:
     """A jitted predict function `f(x[B, L, 21]) -> logits[B]` for fixed parameters.
 
-    This is the model-agnostic interface every attribution method in the course takes.
+    This is the model-agnostic interface every attribution method in the course takes. It is
+    a `jax.tree_util.Partial` of the architecture's jitted apply over `params`: call it like
+    any function; the explainers pass it into their jitted code as an argument, so that
+    models of one architecture (cascading randomisation, other seeds) share one compiled
+    program (`helpers.jitting`).
     """
-    model = make_model(**config)
-    return jax.jit(lambda x: model.apply(params, x))
+    return jax.tree_util.Partial(_jitted_apply(**config), params)
+
+
+def _jitted_apply(**config: Any) -> Callable:
+    """`jax.jit(make_model(**config).apply)`, one per configuration (cached when the
+    configuration's values are hashable, as activation functions are)."""
+    try:
+        return _cached_apply(tuple(sorted(config.items())))
+    except TypeError:  # an unhashable value (a list): no cache
+        return jax.jit(make_model(**config).apply)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_apply(config: tuple) -> Callable:
+    return jax.jit(make_model(**dict(config)).apply)
 
 
 def hydropathy_weights(scale: float = 10.0) -> jax.Array:

@@ -74,3 +74,42 @@ def test_sync_is_idempotent(tmp_path):
     assert book.sync([copy]) == []
     first_code = next(c for c in _nb(copy)["cells"] if c["cell_type"] == "code")
     assert "".join(first_code["source"]) == book.setup_cell_source()
+
+
+def test_the_book_build_reuses_what_the_tests_executed(tmp_path):
+    """A notebook executed by `book.execute_chapter` is rendered from the cache by
+    jupyter-book (`execute_notebooks: cache`) and not executed again; the cache folder
+    follows the code's fingerprint."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    # The second cell fails when run again: a rerun by the build would show up as an error.
+    marker = tmp_path / "ran_once"
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# A chapter\n\nThe answer is {glue:text}`answer`."),
+        nbformat.v4.new_code_cell(
+            f"from pathlib import Path\nmarker = Path({str(marker)!r})\nassert not marker.exists(), 'executed twice'\n"
+            "marker.write_text('x')\nfrom myst_nb import glue\nglue('answer', 42)"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "chapter.ipynb")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: chapter\n")
+    (tmp_path / "_ext").mkdir()
+    (tmp_path / "_ext" / "cachehook.py").write_text(
+        "from helpers import book\n\ndef setup(app):\n    app.connect('config-inited', book.use_execution_cache)\n")
+    (tmp_path / "_config.yml").write_text(
+        "title: t\nexecute:\n  execute_notebooks: cache\n  allow_errors: false\n"
+        "sphinx:\n  local_extensions:\n    cachehook: _ext\n")
+    first = book.execute_chapter(tmp_path / "chapter.ipynb", build_dir=tmp_path / "_build")
+    again = book.execute_chapter(tmp_path / "chapter.ipynb", build_dir=tmp_path / "_build")
+    assert not first.reused and again.reused and book.glued_values(first.notebook) == {"answer": "42"}
+    assert book.execution_cache_dir(tmp_path / "_build").name == book.code_fingerprint()
+    jb = Path(sys.executable).parent / "jupyter-book"
+    out = subprocess.run([str(jb), "build", str(tmp_path), "-W", "-n"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Using cached notebook" in out.stdout + out.stderr
+    assert 'The answer is <span class="pasted-text">42</span>' in (tmp_path / "_build" / "html" / "chapter.html").read_text()

@@ -75,7 +75,7 @@ def _exercises(nb):
 
 @pytest.mark.parametrize("path", sorted((homework.ROOT / "chapters").glob("*.ipynb")), ids=lambda p: p.stem)
 def test_every_chapter_has_two_to_four_exercises_whose_checks_fail_on_the_stubs(path):
-    # (The solutions pass their checks in the chapters themselves, which nbval runs.)
+    # (The solutions pass their checks in the chapters themselves, which tests/test_chapters.py runs.)
     import jax
     import jax.numpy as jnp
     import numpy as np
