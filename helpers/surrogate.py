@@ -4,8 +4,10 @@ Shape glossary: n residues of one peptide, S perturbed samples, k selected resid
 
 Each sample z in {0, 1}^n keeps the residues where z = 1 and replaces the others by a fill
 (padding by default: the residue is deleted in place; see `perturbation.game_for_fill`).
-As in lime's text explainer, the first sample is x itself and every other sample removes a
-uniformly drawn number 1 .. n-1 of residues chosen at random. Samples are weighted by an
+As in lime's text explainer (`LimeTextExplainer`, its `__data_labels_distances`), the first
+sample is x itself and every other sample removes a uniformly drawn number 1 .. n of residues
+chosen at random: n included, so a sample may remove every residue (the empty peptide, an
+all-padding input). Samples are weighted by an
 exponential kernel of their Hamming distance to x, measured as the fraction d of residues
 removed: pi(z) = sqrt(exp(-d^2 / w^2)) (lime's kernel). The surrogate is fitted with
 scikit-learn: `n_features` residues selected along the weighted lasso path (lime's
@@ -41,9 +43,10 @@ def kernel_weights(distance, kernel_width: float) -> np.ndarray:
 
 def sample_masks(key: jax.Array, n: int, n_samples: int) -> np.ndarray:
     """`[S, n]` bool: row 0 keeps every residue; each other row removes a uniform number
-    1 .. n-1 of residues, chosen uniformly (lime's text sampler)."""
+    1 .. n of residues (n included: lime's `randint(1, doc_size + 1)`), chosen uniformly
+    (lime's text sampler)."""
     k_count, k_which = jax.random.split(key)
-    removed = np.asarray(jax.random.randint(k_count, (n_samples - 1,), 1, n))  # 1 .. n-1
+    removed = np.asarray(jax.random.randint(k_count, (n_samples - 1,), 1, n + 1))  # 1 .. n
     ranks = np.argsort(np.asarray(jax.random.uniform(k_which, (n_samples - 1, n))), axis=1)
     masks = ranks >= removed[:, None]
     return np.concatenate([np.ones((1, n), dtype=bool), masks])
