@@ -50,6 +50,13 @@ class SearchResult(NamedTuple):
     min_edits: int | None  # fewest edits found (None: none within max_edits)
     evaluated: int  # peptides run through the model
     message: str  # what was found, or why nothing was
+    # Whether the answer is guaranteed: min_edits is the true minimum (or, with min_edits None,
+    # no peptide within max_edits reaches the target) because every level before the answer
+    # held *every* peptide that many edits away. Level 1 always does (the beam starts with the
+    # original alone), so a minimum of 1 or 2 edits is always exact; level d > 1 does only when
+    # the beam kept all of level d - 1 (beam_width None, or >= that level's size).
+    exact: bool = False
+    complete_levels: int = 0  # the levels 1 .. complete_levels held every peptide that far away
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -224,6 +231,11 @@ def search(
     (largest signed logit towards it) go on; `beam_width=None` keeps them all, an exhaustive
     breadth-first search that is exact and feasible for short peptides and 1-2 edits.
 
+    `exact` says whether the answer is guaranteed: it is when every level before the one
+    that answered was enumerated in full (`complete_levels`). Level 1 always is, so a
+    minimum of 1 or 2 edits is exact whatever `beam_width`; beyond that only when the beam
+    kept every peptide of the previous levels.
+
     From the peptides that reach the target at that level, up to `n_results` are returned,
     most confident first, chosen greedily to be diverse: none shares an edited position
     with one already chosen. An empty list (with `message`) means nothing was found within
@@ -260,6 +272,8 @@ def search(
     tgt = _target(logit0, target, s)
     sign = 1.0 if tgt == 1 else -1.0
     seen, beam, evaluated = {s}, [s], 1
+    complete = 0  # levels 1 .. complete enumerated in full
+    beam_full = True  # the beam holds every peptide of the previous level
     for depth in range(1, max_edits + 1):
         level: set[str] = set()
         for b in beam:
@@ -268,7 +282,11 @@ def search(
                                 min_length=min_length, max_length=max_length)
         level -= seen
         if not level:
+            if beam_full and complete == depth - 1:
+                complete = max_edits  # nothing further away exists under the constraints
             break
+        if beam_full and complete == depth - 1:
+            complete = depth
         cands = sorted(level)
         seen |= level
         logits = predict_sequences(f, cands, length=length, batch_size=batch_size)
@@ -288,15 +306,19 @@ def search(
                     break
             msg = (f"{hits.size} peptides {depth} edit{'s' if depth > 1 else ''} away are predicted "
                    f"{CLASS_NAMES[tgt]}; {len(chosen)} diverse ones returned")
-            return SearchResult(s, logit0, tgt, chosen, depth, evaluated, msg)
+            exact = complete >= depth - 1
+            msg += "; the minimum is exact" if exact else (
+                f"; levels above {complete} were beam-limited, so fewer edits may exist (beam_width=None is exact)")
+            return SearchResult(s, logit0, tgt, chosen, depth, evaluated, msg, exact, complete)
         order = np.argsort(-score, kind="stable")
         beam = [cands[i] for i in (order if beam_width is None else order[:beam_width])]
+        beam_full = len(beam) == len(cands)
+    exact = complete >= max_edits
     msg = (f"no peptide within {max_edits} edit{'s' if max_edits > 1 else ''} is predicted "
            f"{CLASS_NAMES[tgt]} under these constraints ({evaluated} evaluated"
-           + (", beam search: an exhaustive search (beam_width=None) may still find one"
-              if beam_width is not None and max_edits > 1 else "")
+           + ("" if exact else ", beam search: an exhaustive search (beam_width=None) may still find one")
            + "); allow more edits or operations")
-    return SearchResult(s, logit0, tgt, [], None, evaluated, msg)
+    return SearchResult(s, logit0, tgt, [], None, evaluated, msg, exact, complete)
 
 
 # ----------------------------------------------------------------------------- words and pictures

@@ -167,3 +167,31 @@ def test_clear_errors_and_empty_answers(cnn):
     assert res.counterfactuals == [] and res.min_edits is None and "no peptide within 1 edit is" in res.message
     with pytest.raises(ValueError, match="at least one edit"):
         C.describe(seq, C.Counterfactual(seq, 1.0, ()))
+
+
+def test_exact_flag_says_when_the_minimum_is_guaranteed():
+    """A model whose logit is (count of W) - 2.5: from 'AAAA' three edits are needed (each edit
+    adds at most one W). Level 1 is always enumerated in full, so the answer is guaranteed
+    only if the beam kept every peptide one edit away (then level 2 is complete too)."""
+    w = np.zeros(21, np.float32)
+    w[S.AMINO_ACIDS.index("W") + 1] = 1.0
+
+    def f(x):
+        return jnp.einsum("bla,a->b", x, w) - 2.5
+
+    n1 = len(C.neighbours("AAAA", max_length=8))  # the size of level 1
+    narrow = C.search(f, "AAAA", max_edits=3, beam_width=1, length=8)
+    wide = C.search(f, "AAAA", max_edits=3, beam_width=n1, length=8)
+    full = C.search(f, "AAAA", max_edits=3, beam_width=None, length=8)
+    assert narrow.min_edits == wide.min_edits == full.min_edits == 3  # here even the narrow beam finds it
+    assert (narrow.exact, narrow.complete_levels) == (False, 1) and "beam-limited" in narrow.message
+    assert (wide.exact, wide.complete_levels) == (True, 2)
+    assert full.exact and full.complete_levels == 3
+    # "none within 2 edits": guaranteed only by the exhaustive search
+    none_narrow = C.search(f, "AAAA", max_edits=2, beam_width=1, length=8)
+    none_full = C.search(f, "AAAA", max_edits=2, beam_width=None, length=8)
+    assert none_narrow.min_edits is None and none_full.min_edits is None
+    assert not none_narrow.exact and none_full.exact and none_full.complete_levels == 2
+    # one or two edits are always exact, whatever the beam
+    assert C.search(f, "AWWA", max_edits=2, beam_width=1, length=8).exact
+    assert C.search(f, "AWAA", max_edits=3, beam_width=1, length=8).exact
