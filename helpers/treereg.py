@@ -9,7 +9,10 @@ and refitted periodically, and the training objective adds `strength * surrogate
 
 `python -m helpers.treereg` runs chapter 12's sweep (every regulariser at several
 strengths and seeds) and writes `helpers/pretrained/treereg_sweep.npz`; `--small` is the
-smoke-test setting the tests run.
+smoke-test setting the tests run. `--spread` measures how far single runs move when the
+arithmetic changes by rounding steps (`rerun_spread`, `helpers/pretrained/treereg_spread.npz`):
+unregularised and tree-regularised training are chaotic, so a rerun on another machine is
+compared with a shipped run only within that spread (`rerun_band`).
 
 Shape glossary: B batch, D input dimensions (2 here), P flattened network parameters,
 M gathered (weights, APL) pairs, T steps in one training chunk.
@@ -244,6 +247,13 @@ def _chunk(state, x, y, strength, surrogate, *, model, kind, learning_rate, step
     return jax.lax.scan(step, state, None, length=steps)
 
 
+def jitter_params(params: hk.Params, scale: float, *, key: jax.Array) -> hk.Params:
+    """Every parameter times `1 + scale * N(0, 1)` (independent draws; zeros stay zero)."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return treedef.unflatten([p * (1 + scale * jax.random.normal(k, p.shape, p.dtype)) for p, k in zip(leaves, keys, strict=True)])
+
+
 def network_mimic(model: hk.Transformed, params: hk.Params, x, *, min_samples_leaf: int = MIN_SAMPLES_LEAF) -> DecisionTreeClassifier:
     """The mimic tree of the network's predicted labels on `x [B, D]`."""
     labels = np.asarray(model.apply(params, jnp.asarray(x, jnp.float32))) > 0
@@ -270,6 +280,8 @@ def train_regularised(
     min_samples_leaf: int = MIN_SAMPLES_LEAF,
     surrogate_steps: int = 100,
     max_pairs: int = 250,
+    jitter: float = 0.0,
+    jitter_seed: int = 0,
 ) -> RegularisedRun:
     """Trains the network (full-batch Adam) on `mean BCE + strength * penalty`.
 
@@ -279,9 +291,14 @@ def train_regularised(
     the first pairs.
     Note the scale: `strength` multiplies the *mean* loss over examples; the reference code
     sums over examples, so its strength is ours times N.
+    `jitter > 0` multiplies every initial parameter by `1 + jitter * N(0, 1)` (draw
+    `jitter_seed`): with `jitter` ~ 1e-7, a change of the size of one float32 rounding step,
+    which stands in for another machine's arithmetic (see `rerun_spread`).
     """
     if regulariser not in REGULARISERS:
         raise ValueError(f"regulariser must be one of {REGULARISERS}, got {regulariser!r}")
+    if not (np.isfinite(jitter) and jitter >= 0):
+        raise ValueError(f"jitter must be a finite number >= 0 (a relative perturbation of the initial weights), got {jitter!r}")
     if strength < 0 or steps < retrain_every or retrain_every < 1 or not 1 <= pairs_per_chunk <= retrain_every:
         raise ValueError("need strength >= 0, 1 <= retrain_every <= steps, 1 <= pairs_per_chunk <= retrain_every")
     x = np.asarray(x, np.float32)
@@ -289,6 +306,8 @@ def train_regularised(
     model = model or make_mlp()
     init_key, sur_key = jax.random.split(key)
     params = model.init(init_key, jnp.asarray(x[:1]))
+    if jitter:
+        params = jitter_params(params, jitter, key=jax.random.PRNGKey(jitter_seed))
     flat, unravel = ravel_pytree(params)
     state = (params, optax.adam(learning_rate).init(params))
     x_j = jnp.asarray(x)
@@ -367,13 +386,13 @@ def grid(n: int = 41) -> np.ndarray:
 
 
 def sweep_run(data: ParabolaData, *, regulariser: str, strength: float, seed: int, hidden: tuple[int, ...] = (100, 100, 10),
-              steps: int = 1500, grid_n: int = 41) -> tuple[dict, dict]:
+              steps: int = 1500, grid_n: int = 41, jitter: float = 0.0, jitter_seed: int = 0) -> tuple[dict, dict]:
     """One run of the sweep: `(row, history)`, where `row` holds test AUC, APL, fidelity,
     training seconds and the predicted probability on a `grid_n x grid_n` grid (`[G, G]`,
-    rows = x2), and `history` is `train_regularised`'s."""
+    rows = x2), and `history` is `train_regularised`'s (`jitter`: see there)."""
     model = make_mlp(hidden)
     run = train_regularised(data.x_train, data.y_train, regulariser=regulariser, strength=strength,
-                            key=jax.random.PRNGKey(seed), model=model, steps=steps)
+                            key=jax.random.PRNGKey(seed), model=model, steps=steps, jitter=jitter, jitter_seed=jitter_seed)
     ev = evaluate(model, run.params, data)
     prob = jax.nn.sigmoid(model.apply(run.params, jnp.asarray(grid(grid_n))))
     row = dict(regulariser=regulariser, strength=strength, seed=seed, test_auc=ev.test_auc, apl=ev.apl,
@@ -418,11 +437,76 @@ def sweep(
     return out
 
 
-def load_sweep(path=None) -> dict[str, np.ndarray]:
-    """The shipped sweep (`helpers/pretrained/treereg_sweep.npz`) or the one at `path`."""
+SPREAD_FILE = "treereg_spread.npz"  # written by `python -m helpers.treereg --spread`
+# The runs that chapter 12 retrains live and the one the tests retrain: (regulariser, strength, seed).
+SPREAD_SETTINGS = (("none", 0.0, 0), ("l2", 3e-3, 0), ("tree", 3.0, 0))
+
+
+def rerun_spread(
+    *,
+    settings=SPREAD_SETTINGS,
+    reruns: int = 16,
+    jitter: float = 1e-7,
+    data_seed: int = 0,
+    n: int = 500,
+    hidden: tuple[int, ...] = (100, 100, 10),
+    steps: int = 1500,
+) -> dict[str, np.ndarray]:
+    """How far a run of the sweep moves when its arithmetic changes by rounding steps.
+
+    Another machine (other vector instructions, another thread count) sums in another
+    order, and the results differ in the last bits; training then carries the difference
+    on. To measure how far, each `(regulariser, strength, seed)` of `settings` is retrained
+    `reruns` times with its initial weights jittered by `jitter` (draws 1..reruns), next to
+    the unjittered run. Returns `spread_*` arrays: the settings `[S]`, the unjittered run's
+    `test_auc`, `apl`, `fidelity` `[S]` and the reruns' `[S, R]`."""
+    if reruns < 2:
+        raise ValueError(f"reruns must be at least 2 to measure a spread, got {reruns}")
+    data = parabola_data(n, seed=data_seed)
+    keys = ("test_auc", "apl", "fidelity")
+    base = {k: [] for k in keys}
+    jittered = {k: [] for k in keys}
+    for reg, strength, seed in settings:
+        rows = [sweep_run(data, regulariser=reg, strength=strength, seed=seed, hidden=hidden, steps=steps, grid_n=2,
+                          jitter=jitter if r else 0.0, jitter_seed=r)[0] for r in range(reruns + 1)]
+        for k in keys:
+            base[k].append(rows[0][k])
+            jittered[k].append([row[k] for row in rows[1:]])
+    out = {"spread_regulariser": np.array([s[0] for s in settings]), "spread_strength": np.array([s[1] for s in settings], float),
+           "spread_seed": np.array([s[2] for s in settings]), "spread_jitter": np.array(jitter),
+           "spread_steps": np.array(steps), "spread_hidden": np.array(hidden)}
+    out.update({f"spread_{k}": np.array(v) for k, v in base.items()})
+    out.update({f"spread_{k}_reruns": np.array(v) for k, v in jittered.items()})
+    return out
+
+
+# The smallest change of each number that means anything: AUC 0.005; APL: one of the 350
+# training paths one question longer; fidelity: one of the 150 test points.
+BAND_FLOOR = {"test_auc": 0.005, "apl": 1 / 350, "fidelity": 1 / 150}
+
+
+def rerun_band(spread: dict[str, np.ndarray], regulariser: str, strength: float, metric: str, *, seed: int = 0) -> tuple[float, float]:
+    """Where a rerun of a setting of `rerun_spread`'s output may land, on any machine: the
+    range of its unjittered run and reruns, widened on each side by half that range plus
+    `BAND_FLOOR[metric]`. (The range of 16 draws alone is too narrow: a 17th draw falls
+    outside it about one time in nine.)"""
+    if metric not in BAND_FLOOR:
+        raise ValueError(f"metric must be one of {sorted(BAND_FLOOR)}, got {metric!r}")
+    hit = np.flatnonzero((spread["spread_regulariser"] == regulariser) & np.isclose(spread["spread_strength"], strength)
+                         & (spread["spread_seed"] == seed))
+    if len(hit) != 1:
+        raise ValueError(f"no spread measured for ({regulariser!r}, {strength}, seed {seed}); run `python -m helpers.treereg --spread`")
+    values = np.append(spread[f"spread_{metric}_reruns"][hit[0]], spread[f"spread_{metric}"][hit[0]])
+    half = 0.5 * np.ptp(values) + BAND_FLOOR[metric]
+    return float(values.min() - half), float(values.max() + half)
+
+
+def load_sweep(path=None, *, name: str = SWEEP_FILE) -> dict[str, np.ndarray]:
+    """A shipped file of `helpers/pretrained` (the sweep; `name=SPREAD_FILE` for the rerun
+    spread), or the one at `path`."""
     from helpers.model import pretrained_dir
 
-    path = path or pretrained_dir() / SWEEP_FILE
+    path = path or pretrained_dir() / name
     with np.load(path) as f:
         return {k: f[k] for k in f.files}
 
@@ -432,21 +516,31 @@ def main(argv=None) -> None:
 
     from helpers.model import pretrained_dir
 
-    p = argparse.ArgumentParser(description="Run the tree-regularisation sweep of chapter 12 and save it.")
-    p.add_argument("--out", default=str(pretrained_dir() / SWEEP_FILE), help="output .npz (default: the shipped file)")
+    p = argparse.ArgumentParser(description="Run the tree-regularisation sweep of chapter 12 (or the rerun spread) and save it.")
+    p.add_argument("--out", default=None, help="output .npz (default: the shipped file)")
+    p.add_argument("--spread", action="store_true", help="measure the rerun spread (rerun_spread) instead of the sweep")
+    p.add_argument("--reruns", type=int, default=16, help="with --spread: jittered reruns per setting")
     p.add_argument("--steps", type=int, default=1500, help="training steps per run")
     p.add_argument("--seeds", type=int, default=3, help="network initialisations per setting")
     p.add_argument("--small", action="store_true", help="one strength per regulariser, one seed, a small network: a smoke test")
     a = p.parse_args(argv)
+    t0 = time.perf_counter()
+    if a.spread:
+        out_path = a.out or str(pretrained_dir() / SPREAD_FILE)
+        kw = dict(settings=(("tree", 3.0, 0),), hidden=(16, 16)) if a.small else {}
+        out = rerun_spread(reruns=a.reruns, steps=a.steps, **kw)
+        np.savez_compressed(out_path, **out)
+        print(f"{len(out['spread_seed'])} settings x {a.reruns} reruns in {time.perf_counter() - t0:.0f} s -> {out_path}")
+        return
     if a.small:
         kw = dict(strengths={"none": (0.0,), "l1": (1e-3,), "l2": (1e-2,), "tree": (3.0,)}, seeds=(0,),
                   hidden=(16, 16), grid_n=11, depths=(1, 2))
     else:
         kw = dict(seeds=tuple(range(a.seeds)))
-    t0 = time.perf_counter()
+    out_path = a.out or str(pretrained_dir() / SWEEP_FILE)
     out = sweep(steps=a.steps, **kw)
-    np.savez_compressed(a.out, **out)
-    print(f"{len(out['seed'])} runs in {time.perf_counter() - t0:.0f} s -> {a.out}")
+    np.savez_compressed(out_path, **out)
+    print(f"{len(out['seed'])} runs in {time.perf_counter() - t0:.0f} s -> {out_path}")
 
 
 if __name__ == "__main__":
