@@ -14,7 +14,9 @@ Its value is the model's expected logit
   replaced by the background peptide's residue at the same position; a background peptide
   shorter than x leaves padding there);
 - the *baseline* game: a single reference, e.g. all padding (`"padding"`: absent residues
-  are deleted in place) or all zeros (`"zeros"`).
+  are masked in place, a padding row inside the sequence) or all zeros (`"zeros"`);
+- the *deletion* game (`"delete"`): absent residues are spliced out, the kept ones shift
+  left and padding fills the end, so every coalition is a real, shorter peptide.
 
 `Game` evaluates many coalitions in few compiled, batched model calls and counts the model's
 forward passes, so estimators can be compared by cost. Occlusion is the special case "leave
@@ -24,28 +26,55 @@ one window out" of the same game. Every function takes a predict function
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from helpers import jitting
 from helpers.attribution import PredictFn, _as_input, num_residues
 from helpers.sequences import NUM_CHANNELS
 
-FILLS = ("padding", "zeros")
+FILLS = ("padding", "zeros", "delete")
 
 
 def fill_reference(kind: str, x) -> jax.Array:
     """A single reference `[L, A]` for the baseline game: `padding` (every position is the
-    padding token, so an absent residue is deleted in place) or `zeros` (all-zero rows)."""
+    padding token, so an absent residue is masked in place: a padding row inside the
+    sequence) or `zeros` (all-zero rows). `delete` has no reference (residues are spliced
+    out, see `splice`); its empty coalition is the all-padding input, returned here."""
     x = _as_input(x)
-    if kind == "padding":
+    if kind in ("padding", "delete"):
         return jnp.zeros_like(x).at[:, 0].set(1.0)
     if kind == "zeros":
         return jnp.zeros_like(x)
     raise ValueError(f"unknown fill {kind!r}; use one of {FILLS} or pass an array")
+
+
+def _splice(x: jax.Array, keep: jax.Array) -> jax.Array:
+    """`x [L, A]`, `keep [c, L]` bool -> `[c, L, A]`: the kept rows in their order, then
+    padding rows (jit-friendly: a stable sort of the positions, kept ones first)."""
+    order = jnp.argsort(~keep, axis=1, stable=True)  # [c, L]
+    rows = x[order]  # [c, L, A]
+    valid = jnp.arange(x.shape[0])[None, :] < keep.sum(axis=1, keepdims=True)  # [c, L]
+    padding = jnp.zeros(x.shape[-1], x.dtype).at[0].set(1.0)
+    return jnp.where(valid[..., None], rows, padding)
+
+
+def splice(x, masks) -> np.ndarray:
+    """True deletion: for each coalition `masks [C, n]` (bool over the n residues of
+    `x [L, A]`), the peptide with the absent residues cut out, the others shifted left in
+    their order and padding at the end, `[C, L, A]`. Masking in place (`fill="padding"`)
+    instead leaves a padding row inside the sequence, an input the training data never holds."""
+    x = _as_input(x)
+    n = num_residues(x)
+    masks = np.asarray(masks)
+    if masks.ndim != 2 or masks.shape[1] != n:
+        raise ValueError(f"masks must have shape [C, {n}] (one column per residue), got {masks.shape}")
+    keep = np.zeros((len(masks), x.shape[0]), dtype=bool)
+    keep[:, :n] = masks.astype(bool)
+    return np.asarray(_splice(x, jnp.asarray(keep)))
 
 
 def _references(x: jax.Array, background, baseline) -> jax.Array:
@@ -77,17 +106,25 @@ def _references(x: jax.Array, background, baseline) -> jax.Array:
     return jnp.asarray(bg)
 
 
-@functools.lru_cache(maxsize=64)
-def _coalition_values(f: PredictFn) -> Callable:
-    """Jitted `(x [L, A], refs [M, L, A], keep [c, L] bool) -> values [c]`: the mean over
+def _hybrid_values(f: PredictFn, x: jax.Array, refs: jax.Array, keep: jax.Array) -> jax.Array:
+    """`(x [L, A], refs [M, L, A], keep [c, L] bool) -> values [c]`: the mean over
     references of f at the hybrids (x where keep, the reference elsewhere)."""
+    hybrid = jnp.where(keep[:, None, :, None], x[None, None], refs[None])  # [c, M, L, A]
+    c, m = hybrid.shape[:2]
+    return f(hybrid.reshape((c * m,) + x.shape)).reshape(c, m).mean(axis=1)
 
-    def values(x, refs, keep):
-        hybrid = jnp.where(keep[:, None, :, None], x[None, None], refs[None])  # [c, M, L, A]
-        c, m = hybrid.shape[:2]
-        return f(hybrid.reshape((c * m,) + x.shape)).reshape(c, m).mean(axis=1)
 
-    return jax.jit(values)
+# jitted once per architecture for helpers.model.predict_fn's functions (helpers.jitting)
+_coalition_values = jitting.per_model(_hybrid_values)
+
+
+def _spliced(f: PredictFn, x: jax.Array, keep: jax.Array) -> jax.Array:
+    """`(x [L, A], keep [c, L] bool) -> values [c]`: f of x with the residues that are not
+    kept spliced out (`_splice`)."""
+    return f(_splice(x, keep))
+
+
+_spliced_values = jitting.per_model(_spliced)
 
 
 class Game:
@@ -122,7 +159,6 @@ class Game:
         length = self.x.shape[0]
         keep = np.ones((masks.shape[0], length), dtype=bool)  # padding always keeps x's rows
         keep[:, : self.n] = masks
-        fn = _coalition_values(self.f)
         m = self.size
         # chunks of a power-of-two number of coalitions: few compiled shapes for any C
         chunk = max(1, min(self.batch_size // m, 1 << max(0, len(keep) - 1).bit_length()))
@@ -132,9 +168,22 @@ class Game:
             pad = chunk - len(part)
             if pad:
                 part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)])
-            out.append(np.asarray(fn(self.x, self.references, jnp.asarray(part)))[: chunk - pad])
+            out.append(np.asarray(self._values(jnp.asarray(part)))[: chunk - pad])
         self.calls += len(masks) * m
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+    def _values(self, keep: jax.Array) -> jax.Array:
+        """`keep [c, L]` bool -> `[c]`: x where kept, the references elsewhere, averaged."""
+        return _coalition_values(self.f)(self.x, self.references, keep)
+
+
+class SpliceGame(Game):
+    """The deletion game: absent residues are cut out of the sequence (`splice`), so each
+    coalition is the peptide made of its residues, in order, padded at the end. Its one
+    reference is the all-padding input (the empty coalition); `size` is 1."""
+
+    def _values(self, keep: jax.Array) -> jax.Array:
+        return _spliced_values(self.f)(self.x, keep)
 
 
 def make_game(
@@ -149,7 +198,8 @@ def make_game(
     """The coalition game of peptide `x [L, A]` under model f.
 
     Exactly one of `background` (`[M, L, A]` peptides: the interventional game) or
-    `baseline` (`"padding"`, `"zeros"` or an array `[L, A]`: the baseline game).
+    `baseline` (`"padding"` (mask in place), `"zeros"` or an array `[L, A]`: the baseline
+    game; `"delete"`: the deletion game, absent residues spliced out, see `SpliceGame`).
 
     `length`: evaluate the model on inputs cut to their first `length` positions, for speed.
     Only valid for models that ignore trailing padding (the course CNN does once `length`
@@ -177,7 +227,8 @@ def make_game(
                 "this model depends on trailing padding; use a larger length or length=None"
             )
         x, refs = x[:length], refs[:, :length]
-    return Game(f, x, refs, n=n, batch_size=batch_size)
+    kind = SpliceGame if isinstance(baseline, str) and baseline == "delete" else Game
+    return kind(f, x, refs, n=n, batch_size=batch_size)
 
 
 def check_key(key) -> None:
@@ -190,7 +241,8 @@ def check_key(key) -> None:
 
 def game_for_fill(f: PredictFn, x, fill, *, length: int | None = None) -> Game:
     """The game of a perturbation method's `fill`: `"padding"`, `"zeros"`, a baseline array
-    `[L, A]` (baseline game), or background peptides `[M, L, A]` (interventional game)."""
+    `[L, A]` (baseline game), `"delete"` (deletion game), or background peptides
+    `[M, L, A]` (interventional game)."""
     fill_arr = None if isinstance(fill, str) else np.asarray(fill)
     if fill_arr is not None and fill_arr.ndim == 3:
         return make_game(f, x, background=fill_arr, length=length)
@@ -230,10 +282,12 @@ def occlusion(
     replaced, `f(x) - v(x without the window)`, averaged over the windows that cover each
     residue (as Captum does).
 
-    `fill`: `"padding"` (delete the residues in place), `"zeros"` (all-zero rows), an array
+    `fill`: `"padding"` (mask the residues in place with padding rows), `"delete"` (splice
+    them out: the rest shifts left, padding at the end), `"zeros"` (all-zero rows), an array
     `[L, A]` (a baseline), or background peptides `[M, L, A]` (the expected drop when the
-    window is replaced by the background's residues at the same positions). All windows go
-    through the model in one batched call (chunked only beyond 16384 inputs).
+    window is replaced by the background's residues at the same positions, padding where a
+    background peptide is shorter). All windows go through the model in one batched call
+    (chunked only beyond 16384 inputs).
     """
     game = game_for_fill(f, x, fill, length=length)
     masks = window_masks(game.n, window, stride)
@@ -251,13 +305,15 @@ def normalise(scores) -> np.ndarray:
     return s / top if top > 0 else s
 
 
-def combined_score(*scores) -> np.ndarray:
+def combined_score(*scores, absolute: bool = False) -> np.ndarray:
     """The average of several per-residue scores `[n]` after scaling each to a largest
-    absolute value of 1 (e.g. occlusion and gradient x input). A comparison, not a method
+    absolute value of 1 (e.g. occlusion and gradient x input). Signed by default;
+    `absolute=True` averages the scaled magnitudes instead (Badger's "Interpretable deep
+    learning" combines |drop| and |gradient| x input this way). A comparison, not a method
     with a guarantee: the scaling discards each score's units."""
     if len(scores) < 2:
         raise ValueError("combined_score needs at least two score vectors")
-    normed = [normalise(s) for s in scores]
+    normed = [np.abs(normalise(s)) if absolute else normalise(s) for s in scores]
     if len({len(s) for s in normed}) != 1:
         raise ValueError(f"score vectors have different lengths: {[len(s) for s in normed]}")
     return np.mean(normed, axis=0)

@@ -1,4 +1,5 @@
-"""Shapley values of residues: exact enumeration, permutation sampling, KernelSHAP.
+"""Shapley values of residues: exact enumeration, permutation sampling, KernelSHAP; and
+the Banzhaf value, which a sampler that keeps each residue with probability 1/2 estimates.
 
 Shape glossary: n residues of one peptide (the players), C coalitions, P permutations,
 M references per coalition (see `helpers.perturbation`).
@@ -68,6 +69,42 @@ def shapley_from_values(v: np.ndarray, n: int) -> np.ndarray:
     return ((bits == 0) * w[:, None] * marginal).sum(axis=0)
 
 
+def banzhaf_from_values(v: np.ndarray, n: int) -> np.ndarray:
+    """Exact Banzhaf values `[n]` from the values `v [2^n]` of all coalitions (indexed as in
+    `all_coalitions`): beta_i = 2^-(n-1) sum over S without i of (v(S + i) - v(S)), the mean
+    marginal contribution when every other player is present with probability 1/2. Unlike
+    Shapley values they need not add up to v(all) - v(none)."""
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape != (2**n,):
+        raise ValueError(f"expected {2**n} coalition values for {n} players, got {v.shape}")
+    s = np.arange(2**n)
+    without = ((s[:, None] >> np.arange(n)) & 1) == 0  # [2^n, n]: i not in S
+    marginal = v[s[:, None] | (1 << np.arange(n))] - v[:, None]  # [2^n, n]
+    return (without * marginal).sum(axis=0) / 2 ** (n - 1)
+
+
+def _exact(from_values, game: Game, max_players: int) -> ShapleyResult:
+    """Values `from_values(v, n)` of the game from all of its 2^n coalitions."""
+    n = game.n
+    if n > max_players:
+        raise ValueError(
+            f"x has {n} residues (players): exact enumeration needs 2^{n} = {2**n} coalitions x "
+            f"{game.size} references = {2**n * game.size} model calls. Use shapley_permutation "
+            f"or kernel_shap for peptides this long (or raise max_players={max_players} knowingly)"
+        )
+    v = np.concatenate([[game.empty], game(all_coalitions(n)[1:-1]), [game.full]])
+    return _result(game, from_values(v, n), None, len(v))
+
+
+def banzhaf_exact(f: PredictFn, x, *, max_players: int = MAX_EXACT_PLAYERS, **game_args) -> ShapleyResult:
+    """Exact Banzhaf values `[n]` of the residues of `x [L, A]`, from all 2^n coalitions of
+    the same game as `shapley_exact` (`game_args`: `background`, `baseline`, `length`, as
+    there and in `perturbation.make_game`). `gap` is their efficiency gap
+    `sum - (f(x) - v(none))`, which is not zero in general: the Banzhaf value weights every
+    coalition equally instead of every coalition size."""
+    return _exact(banzhaf_from_values, make_game(f, x, **game_args), max_players)
+
+
 def shapley_exact(
     f: PredictFn,
     x,
@@ -81,17 +118,7 @@ def shapley_exact(
     coalitions in batched model calls (each costs M = number of references forward passes).
     `background [M, L, A]` or `baseline` and `length` as in `perturbation.make_game`."""
     game = make_game(f, x, background=background, baseline=baseline, length=length)
-    n = game.n
-    if n > max_players:
-        raise ValueError(
-            f"x has {n} residues (players): exact enumeration needs 2^{n} = {2**n} coalitions x "
-            f"{game.size} references = {2**n * game.size} model calls. Use shapley_permutation "
-            f"or kernel_shap for peptides this long (or raise max_players={max_players} knowingly)"
-        )
-    masks = all_coalitions(n)
-    v = game(masks[1:-1])
-    v = np.concatenate([[game.empty], v, [game.full]])
-    return _result(game, shapley_from_values(v, n), None, len(masks))
+    return _exact(shapley_from_values, game, max_players)
 
 
 def shapley_permutation(
@@ -172,21 +199,34 @@ def kernel_shap(
     delta = game.full - game.empty
     if n == 1:
         return _result(game, np.array([delta]), None, 2)
-    masks, weights = _kernel_coalitions(n, n_samples, key)
+    masks, weights = kernel_coalitions(n, n_samples, key)
     unique, inverse = np.unique(masks, axis=0, return_inverse=True)
     v = game(unique)[inverse.reshape(-1)]
-    # eliminate the last player: phi_n = delta - sum(others)
-    z = masks.astype(np.float64)
-    target = v - game.empty - z[:, -1] * delta
-    design = z[:, :-1] - z[:, -1:]
-    sw = np.sqrt(weights)[:, None]
-    sol, *_ = np.linalg.lstsq(design * sw, target * sw[:, 0], rcond=None)
-    values = np.append(sol, delta - sol.sum())
+    values = solve_kernel(masks, weights, v, game.empty, game.full)
     return _result(game, values, None, len(unique) + 2)
 
 
-def _kernel_coalitions(n: int, budget: int, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Coalitions `[C, n]` and their kernel weights `[C]` (summing to 1), as SHAP builds them."""
+def solve_kernel(masks, weights, values, empty: float, full: float) -> np.ndarray:
+    """KernelSHAP's fit `[n]`: the weighted least-squares solution of
+    `values ~ empty + masks @ phi` (weights `[C]`, masks `[C, n]` bool) subject to
+    `sum(phi) = full - empty`, imposed exactly by eliminating the last player
+    (phi_n = full - empty - sum of the others) and solving the unconstrained rest."""
+    z = np.asarray(masks, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if z.ndim != 2 or w.shape != (len(z),) or v.shape != (len(z),):
+        raise ValueError(f"masks [C, n], weights [C] and values [C] must agree; got {z.shape}, {w.shape}, {v.shape}")
+    delta = full - empty
+    target = v - empty - z[:, -1] * delta
+    design = z[:, :-1] - z[:, -1:]
+    sw = np.sqrt(w)[:, None]
+    sol, *_ = np.linalg.lstsq(design * sw, target * sw[:, 0], rcond=None)
+    return np.append(sol, delta - sol.sum())
+
+
+def kernel_coalitions(n: int, budget: int, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Coalitions `[C, n]` and their kernel weights `[C]` (summing to 1), as SHAP builds them
+    for a budget of `budget` coalitions (see `kernel_shap`)."""
     sizes = np.arange(1, n)
     size_weight = (n - 1) / (sizes * (n - sizes))  # total kernel weight of all subsets of each size
     size_weight = size_weight / size_weight.sum()

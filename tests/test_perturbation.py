@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -122,3 +123,55 @@ def test_combined_score():
         P.combined_score([1.0])
     with pytest.raises(ValueError, match="finite"):
         P.normalise([np.nan])
+
+
+def test_splice_cuts_residues_out_and_pads_the_end():
+    x = _x("KLWKA", length=8)
+    masks = np.array([[True, False, True, False, True], [True] * 5, [False] * 5])
+    out = P.splice(x, masks)
+    assert out.shape == (3, 8, 21)
+    assert S.decode(out[0]) == "KWA" and S.decode(out[1]) == "KLWKA"
+    assert (out[2].argmax(-1) == 0).all() and (out.sum(-1) == 1).all()  # one-hot everywhere
+    with pytest.raises(ValueError, match=r"masks must have shape \[C, 5\]"):
+        P.splice(x, np.ones((2, 4), bool))
+
+
+def test_delete_fill_is_the_model_on_the_shorter_peptide(additive):
+    # brute force through strings: occlusion with fill="delete" is f(x) - f(x with residue i removed)
+    _, f = additive
+    x = _x()
+    shorter = [S.encode(SEQ[:i] + SEQ[i + 1 :], length=L) for i in range(len(SEQ))]
+    brute = float(f(jnp.asarray(x)[None])[0]) - np.asarray(f(jnp.asarray(np.stack(shorter))))
+    np.testing.assert_allclose(P.occlusion(f, x, fill="delete"), brute, rtol=1e-5, atol=1e-5)
+    # a window of 3 removes 3 consecutive residues
+    drops = [float(f(jnp.asarray(x)[None])[0]) - float(f(jnp.asarray(S.encode(SEQ[:s] + SEQ[s + 3 :], length=L))[None])[0])
+             for s in range(len(SEQ) - 2)]
+    game = P.make_game(f, x, baseline="delete")
+    np.testing.assert_allclose(game.full - game(P.window_masks(len(SEQ), 3)), drops, rtol=1e-5, atol=1e-5)
+    assert isinstance(game, P.SpliceGame) and game.size == 1
+    # the empty coalition is the all-padding input, as for masking in place
+    np.testing.assert_allclose(game.empty, float(f(P.fill_reference("padding", x)[None])[0]), rtol=1e-6)
+
+
+def test_delete_and_mask_in_place_agree_for_a_model_blind_to_position():
+    # a composition model (one weight per channel, summed over positions) cannot tell a
+    # padding row inside the sequence from one at the end: both fills give the same drops
+    w = jnp.asarray(np.random.default_rng(0).normal(size=21), dtype=jnp.float32)
+    f = jax.jit(lambda xb: (xb * w).sum(axis=(1, 2)))
+    x = _x()
+    np.testing.assert_allclose(P.occlusion(f, x, fill="delete"), P.occlusion(f, x, fill="padding"), atol=1e-5)
+    np.testing.assert_allclose(P.occlusion(f, x, window=3, fill="delete"),
+                               P.occlusion(f, x, window=3, fill="padding"), atol=1e-5)
+
+
+def test_delete_game_with_a_length_cut_matches_the_full_length_on_the_cnn(cnn):
+    _, f = cnn
+    x = S.encode("GIGAVLKVLTTGL")
+    masks = np.random.default_rng(2).random((20, 13)) < 0.5
+    full = P.make_game(f, x, baseline="delete")
+    cut = P.make_game(f, x, baseline="delete", length=15)
+    np.testing.assert_allclose(full(masks), cut(masks), atol=1e-5)
+
+
+def test_unsigned_combined_score():
+    np.testing.assert_allclose(P.combined_score([2.0, -1.0, 0.0], [0.0, 5.0, -10.0], absolute=True), [0.5, 0.5, 0.5])
