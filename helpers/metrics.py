@@ -49,6 +49,22 @@ def roc_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return fpr, tpr, np.r_[np.inf, s[last]]
 
 
+def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision: sum over distinct thresholds, highest first, of the precision at
+    that threshold times the gain in recall (the step-wise area under the precision-recall
+    curve, as `sklearn.metrics.average_precision_score`). A constant score gets the share of
+    positives."""
+    y, s = _check(y, scores)
+    if y.sum() == 0:
+        raise ValueError("average precision needs at least one positive label")
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the last example of each distinct score
+    tps = np.cumsum(y)[last]
+    recall = tps / y.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * tps / (last + 1)))
+
+
 def confusion(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """2x2 counts `[[TN, FP], [FN, TP]]` (rows: truth, columns: prediction)."""
     y, p = _check(y, pred)
@@ -86,3 +102,24 @@ def precision_at_k(scores, truth, k: int | None = None) -> float:
         raise ValueError(f"k must lie between 1 and {len(s)}, got {k} (is any residue marked true?)")
     top = np.argsort(-s, kind="stable")[:k]
     return float(t[top].mean())
+
+
+def bootstrap(statistic, y: np.ndarray, scores: np.ndarray, *, n_resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """`[n_resamples]` values of `statistic(y, scores)` on resamples of the examples drawn
+    with replacement *within each class* (a stratified bootstrap: every resample keeps the
+    numbers of positives and negatives, so AUROC is always defined). Percentiles of the
+    result give a confidence interval, its standard deviation a standard error."""
+    y, s = _check(y, scores)
+    if not callable(statistic):
+        raise TypeError(f"statistic must be a function f(y, scores) -> float, got {type(statistic).__name__}")
+    if not isinstance(n_resamples, (int, np.integer)) or isinstance(n_resamples, bool) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    groups = [np.flatnonzero(y == c) for c in (0, 1)]
+    if any(len(g) == 0 for g in groups):
+        raise ValueError("bootstrap needs both classes among the labels (it resamples within each)")
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_resamples)
+    for r in range(n_resamples):
+        idx = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
+        out[r] = statistic(y[idx], s[idx])
+    return out

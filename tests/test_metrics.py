@@ -33,6 +33,15 @@ def test_roc_curve_matches_sklearn(sample):
     assert np.trapezoid(tpr, fpr) == pytest.approx(M.auroc(y, s))
 
 
+def test_average_precision_matches_sklearn_with_ties(sample):
+    y, s = sample
+    assert M.average_precision(y, s) == pytest.approx(skm.average_precision_score(y, s), abs=1e-12)
+    assert M.average_precision(y, np.zeros(len(y))) == pytest.approx(y.mean())  # constant score
+    assert M.average_precision(np.array([0, 1, 1]), np.array([0.1, 0.8, 0.9])) == 1.0
+    with pytest.raises(ValueError, match="at least one positive"):
+        M.average_precision(np.zeros(3, int), np.arange(3.0))
+
+
 def test_threshold_metrics_match_sklearn(sample):
     y, s = sample
     m = M.classification_metrics(y, s - 0.5)
@@ -70,3 +79,33 @@ def test_precision_at_k_on_a_hand_made_case():
         M.precision_at_k([0.0] * 5, np.zeros(5, bool))
     with pytest.raises(ValueError, match="NaN"):
         M.precision_at_k([np.nan] * 5, truth)
+
+
+def test_bootstrap_standard_error_matches_the_closed_form():
+    # The mean score of the positives: its bootstrap s.e. is std / sqrt(n) (ddof 0).
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(80, int), np.zeros(120, int)]
+    s = rng.normal(size=200)
+    stats = M.bootstrap(lambda yy, ss: ss[yy == 1].mean(), y, s, n_resamples=4000, seed=0)
+    assert stats.std() == pytest.approx(s[:80].std() / np.sqrt(80), rel=0.05)
+    # Stratified: every resample keeps the class counts.
+    counts = M.bootstrap(lambda yy, ss: yy.sum(), y, s, n_resamples=50, seed=0)
+    assert (counts == 80).all()
+
+
+def test_bootstrap_is_seeded_and_brackets_the_auroc(sample):
+    y, s = sample
+    a = M.bootstrap(M.auroc, y, s, n_resamples=300, seed=3)
+    np.testing.assert_array_equal(a, M.bootstrap(M.auroc, y, s, n_resamples=300, seed=3))
+    lo, hi = np.percentile(a, [2.5, 97.5])
+    assert lo < M.auroc(y, s) < hi
+
+
+def test_bootstrap_bad_input():
+    y, s = np.array([0, 1, 0, 1]), np.arange(4.0)
+    with pytest.raises(TypeError, match="statistic must be a function"):
+        M.bootstrap("auroc", y, s)
+    with pytest.raises(ValueError, match="n_resamples must be a positive integer"):
+        M.bootstrap(M.auroc, y, s, n_resamples=0)
+    with pytest.raises(ValueError, match="both classes"):
+        M.bootstrap(M.auroc, np.zeros(4, int), s)
