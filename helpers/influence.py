@@ -151,7 +151,7 @@ def exact_hessian(
             f"Use Hessian-vector products (make_hvp) with conjugate_gradient or lissa, or "
             f"take the Hessian of a small part of the model (e.g. the last layer)."
         )
-    return jax.hessian(objective)(theta, jnp.ones(x.shape[0], theta.dtype))
+    return jax.jit(jax.hessian(objective))(theta, jnp.ones(x.shape[0], theta.dtype))  # one compiled program
 
 
 # ----------------------------------------------------------------------------- solvers
@@ -176,10 +176,7 @@ def conjugate_gradient(
     tol 1e-8 in float64; in float32 the residual stalls near 1e-6, hence the default 1e-5.
     """
     b = jnp.asarray(b)
-    if b.ndim == 2:
-        solve = jax.vmap(lambda bb: conjugate_gradient(hvp, bb, damping=damping, tol=tol, maxiter=maxiter))
-        return solve(b)
-    if b.ndim != 1:
+    if b.ndim not in (1, 2):
         raise ValueError(f"b must be [P] or [T, P], got {b.shape}")
     if maxiter < 1 or tol <= 0:
         raise ValueError(f"need maxiter >= 1 and tol > 0, got maxiter={maxiter}, tol={tol}")
@@ -187,30 +184,33 @@ def conjugate_gradient(
     def matvec(v):
         return hvp(v) + damping * v
 
-    b_norm = jnp.linalg.norm(b)
-    safe_norm = jnp.where(b_norm > 0, b_norm, 1.0)
+    def solve_one(b):
+        b_norm = jnp.linalg.norm(b)
+        safe_norm = jnp.where(b_norm > 0, b_norm, 1.0)
 
-    def cond(c):
-        x, r, p, rr, k, neg = c
-        return (k < maxiter) & (jnp.sqrt(rr) / safe_norm > tol) & ~neg
+        def cond(c):
+            x, r, p, rr, k, neg = c
+            return (k < maxiter) & (jnp.sqrt(rr) / safe_norm > tol) & ~neg
 
-    def body(c):
-        x, r, p, rr, k, neg = c
-        ap = matvec(p)
-        pap = jnp.vdot(p, ap)
-        neg = pap <= 0
-        alpha = jnp.where(neg, 0.0, rr / jnp.where(neg, 1.0, pap))
-        x = x + alpha * p
-        r = r - alpha * ap
-        rr_new = jnp.vdot(r, r)
-        p = r + (rr_new / rr) * p
-        return x, r, p, rr_new, k + 1, neg
+        def body(c):
+            x, r, p, rr, k, neg = c
+            ap = matvec(p)
+            pap = jnp.vdot(p, ap)
+            neg = pap <= 0
+            alpha = jnp.where(neg, 0.0, rr / jnp.where(neg, 1.0, pap))
+            x = x + alpha * p
+            r = r - alpha * ap
+            rr_new = jnp.vdot(r, r)
+            p = r + (rr_new / rr) * p
+            return x, r, p, rr_new, k + 1, neg
 
-    x0 = jnp.zeros_like(b)
-    init = (x0, b, b, jnp.vdot(b, b), jnp.array(0), jnp.array(False))
-    x, _, _, _, k, neg = jax.lax.while_loop(cond, body, init)
-    residual = jnp.linalg.norm(matvec(x) - b) / safe_norm  # the true residual, not CG's recursion
-    return SolveResult(x, k, residual, neg)
+        init = (jnp.zeros_like(b), b, b, jnp.vdot(b, b), jnp.array(0), jnp.array(False))
+        x, _, _, _, k, neg = jax.lax.while_loop(cond, body, init)
+        residual = jnp.linalg.norm(matvec(x) - b) / safe_norm  # the true residual, not CG's recursion
+        return SolveResult(x, k, residual, neg)
+
+    # One compiled program (T right-hand sides under vmap), not a chain of eager operations.
+    return jax.jit(jax.vmap(solve_one) if b.ndim == 2 else solve_one)(b)
 
 
 def lissa(
@@ -299,10 +299,62 @@ def extreme_eigenvalues(hvp: Hvp, dim: int, key: jax.Array, *, iters: int = 100)
         v, _ = jax.lax.scan(body, v / jnp.linalg.norm(v), None, length=iters)
         return jnp.vdot(v, matvec(v))
 
-    k1, k2 = jax.random.split(key)
-    top = power(hvp, jax.random.normal(k1, (dim,)))
-    shifted = power(lambda v: top * v - hvp(v), jax.random.normal(k2, (dim,)))
+    @jax.jit
+    def both(k1, k2):  # one compiled program for the two runs
+        top = power(hvp, jax.random.normal(k1, (dim,)))
+        return top, power(lambda v: top * v - hvp(v), jax.random.normal(k2, (dim,)))
+
+    top, shifted = both(*jax.random.split(key))
     return float(top), float(top - shifted)
+
+
+class LanczosResult(NamedTuple):
+    ritz_values: np.ndarray  # [K]: eigenvalues of the K x K tridiagonal matrix, ascending
+    error_bounds: np.ndarray  # [K]: each Ritz value has an eigenvalue of H within this distance
+    steps: int  # K, the number of Hessian-vector products used
+
+
+def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50) -> LanczosResult:
+    """The extreme eigenvalues of a symmetric H from `steps` products `hvp(v[dim])`.
+
+    Lanczos builds an orthonormal basis Q of the Krylov space {v, Hv, ..., H^(K-1) v}
+    (re-orthogonalised against every earlier vector, which float32 needs) in which H is
+    the tridiagonal T = Q^T H Q; the eigenvalues of T, the Ritz values, approximate the
+    extreme eigenvalues of H far faster than power iteration (Golub & Van Loan,
+    *Matrix Computations*, ch. 10). Each Ritz value theta with eigenvector s of T has an
+    eigenvalue of H within |beta_K s_K|, its `error_bounds` entry. The smallest Ritz value
+    is never below the smallest eigenvalue of H (it is a Rayleigh quotient): a negative one
+    proves negative curvature, a positive one only fails to find any.
+    """
+    if dim < 1 or not 1 <= steps <= dim:
+        raise ValueError(f"need dim >= 1 and 1 <= steps <= dim, got dim={dim}, steps={steps}")
+    v0 = jax.random.normal(key, (dim,))
+    q0 = v0 / jnp.linalg.norm(v0)
+
+    def body(c, j):
+        basis, alphas, betas = c
+        q = basis[j]
+        w = hvp(q)
+        alpha = jnp.vdot(q, w)
+        # Gram-Schmidt against every vector so far, twice (rows after j are still zero).
+        w = w - basis.T @ (basis @ w)
+        w = w - basis.T @ (basis @ w)
+        beta = jnp.linalg.norm(w)
+        nxt = jnp.where(beta > 0, w / jnp.where(beta > 0, beta, 1.0), 0.0)
+        basis = basis.at[j + 1].set(nxt)
+        return (basis, alphas.at[j].set(alpha), betas.at[j].set(beta)), None
+
+    @jax.jit
+    def run(q0):
+        basis = jnp.zeros((steps + 1, dim), q0.dtype).at[0].set(q0)
+        init = (basis, jnp.zeros(steps, q0.dtype), jnp.zeros(steps, q0.dtype))
+        return jax.lax.scan(body, init, jnp.arange(steps))[0]
+
+    _, alphas, betas = run(q0)
+    a, b = np.asarray(alphas, np.float64), np.asarray(betas, np.float64)
+    t = np.diag(a) + np.diag(b[:-1], 1) + np.diag(b[:-1], -1)
+    theta, s = np.linalg.eigh(t)
+    return LanczosResult(theta, np.abs(b[-1] * s[-1]), steps)
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -341,7 +393,7 @@ def _jvp_chunk(params: Params, xb: jax.Array, yb: jax.Array, d: jax.Array, *, lo
 
 
 def directional_derivatives(
-    loss_fn: LossFn, params: Params, x, y, directions, *, batch_size: int = 4096
+    loss_fn: LossFn, params: Params, x, y, directions, *, batch_size: int = 8192
 ) -> jax.Array:
     """`[T, N]`: `grad loss_i . d_t` for every example i and direction `d_t` (`directions`
     `[T, P]` or `[P]` -> `[N]`), without forming the `[N, P]` gradients: one forward-mode
@@ -583,3 +635,173 @@ def logistic_loss(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
     (params `{"w": [D], "b": []}`), binary cross-entropy with labels in {0, 1}."""
     logits = x @ params["w"] + params["b"]
     return optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype))
+
+
+# ----------------------------------------------------------------------------- the CNN's dense head
+
+# Chapter 9 studies the CNN with its convolutional feature layers frozen: the dense head,
+# 53 -> 256 -> 64 -> 1, trained to a minimum of R on the 53 head features of the shipped
+# CNN. Training it (about 1400 full-batch L-BFGS steps) is precomputed by
+#
+#     python -m helpers.influence        # writes helpers/pretrained/influence_head.npz
+#
+# and `load_head_study` reads the file; `--small` runs a few steps only (a smoke test).
+
+HEAD_FILE = "influence_head.npz"
+HEAD_SETTINGS: dict[str, float] = {
+    "weight_decay": 1e-2,  # lambda of R
+    "sgd_lr": 0.5,  # plain SGD on mini-batch means of R
+    "sgd_epochs": 30,
+    "every": 3,  # a checkpoint every 3 epochs (TracIn's)
+    "batch_size": 64,
+    "tol": 1e-6,  # L-BFGS until |grad R| < tol
+    "maxiter": 3000,
+}
+# How far the test logits at the end of the SGD phase may move when it is rerun elsewhere.
+# Measured: identical with 1 and 2 threads; at most 1e-6 when the initial weights are
+# jittered by 1e-7 (relative, 6 draws), i.e. the phase damps rounding differences. The
+# tolerance is 1000 x that, still 1e-4 of the largest logit (5.9).
+SGD_LOGIT_TOL = 1e-3
+
+
+@functools.cache
+def _head_model():
+    from helpers import model as model_lib
+
+    return model_lib.make_head()
+
+
+def head_loss(params: Params, f: jax.Array, y: jax.Array) -> jax.Array:
+    """Per-example loss `[B]` of the CNN's dense head on features `f [B, 53]`: binary
+    cross-entropy of its logits (the interface every function of this module takes)."""
+    return optax.sigmoid_binary_cross_entropy(_head_model().apply(params, f), y)
+
+
+class HeadProblem(NamedTuple):
+    feat_train: jax.Array  # [N, 53] head features of the training peptides
+    y_train: jax.Array  # [N] float32 labels
+    feat_test: jax.Array  # [T, 53]
+    y_test: jax.Array  # [T]
+
+
+def head_problem(cnn_params: Params | None = None) -> HeadProblem:
+    """The head's data: the 53 features of every training and test peptide under the
+    shipped CNN (or `cnn_params`), computed once in batches of 1024."""
+    from helpers import data as data_lib
+    from helpers import model as model_lib
+
+    if cnn_params is None:
+        cnn_params, _ = model_lib.load_pretrained()
+    features = jax.jit(model_lib.make_features().apply)
+    out = []
+    for split in ("train", "test"):
+        s = data_lib.load_split(split)
+        f = jnp.concatenate([features(cnn_params, s.x[i : i + 1024]) for i in range(0, len(s.y), 1024)])
+        out += [f, jnp.asarray(s.y, jnp.float32)]
+    return HeadProblem(*out)
+
+
+class HeadRun(NamedTuple):
+    fit: FitResult | None  # the L-BFGS minimum (None with polish=False)
+    checkpoints: list  # parameters after every `every` SGD epochs
+    sgd_params: Params  # where SGD ended and L-BFGS started
+
+
+def train_head(
+    feat_train, y_train, *, seed: int, weight_decay: float = HEAD_SETTINGS["weight_decay"],
+    sgd_lr: float = HEAD_SETTINGS["sgd_lr"], sgd_epochs: int = HEAD_SETTINGS["sgd_epochs"],
+    every: int = HEAD_SETTINGS["every"], batch_size: int = HEAD_SETTINGS["batch_size"],
+    tol: float = HEAD_SETTINGS["tol"], maxiter: int = HEAD_SETTINGS["maxiter"], polish: bool = True,
+) -> HeadRun:
+    """SGD from a fresh init (checkpoints every `every` epochs), then L-BFGS to the minimum."""
+    from helpers import training
+
+    head, n = _head_model(), len(y_train)
+    if not 1 <= batch_size <= n or sgd_epochs < 1 or every < 1:
+        raise ValueError(f"need 1 <= batch_size <= N = {n}, sgd_epochs >= 1, every >= 1; "
+                         f"got {batch_size}, {sgd_epochs}, {every}")
+    p = head.init(jax.random.PRNGKey(seed), feat_train[:1])
+    opt = optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(sgd_lr))  # SGD on R
+    epoch = training.make_epoch(training.make_update(head, opt))
+    state = training.TrainState(p, opt.init(p), jnp.zeros([], jnp.int32))
+    rng, checkpoints = np.random.default_rng(seed), []
+    for ep in range(1, sgd_epochs + 1):
+        batches = rng.permutation(n)[: n // batch_size * batch_size].reshape(-1, batch_size)
+        state, _ = epoch(state, feat_train, y_train, jnp.asarray(batches))
+        if ep % every == 0:
+            checkpoints.append(state.params)
+    if not polish:
+        return HeadRun(None, checkpoints, state.params)
+    final = fit(head_loss, state.params, feat_train, y_train, weight_decay=weight_decay, tol=tol, maxiter=maxiter)
+    return HeadRun(final, checkpoints, state.params)
+
+
+def head_study(*, seeds: tuple[int, ...] = (0, 1), settings: dict | None = None, command: str = "") -> dict[str, np.ndarray]:
+    """What `python -m helpers.influence` ships: the head of `seeds[0]` trained to its
+    minimum (`theta`, flattened, with L-BFGS `iterations` and final `grad_norm`), the test
+    logits where its SGD phase ended (`sgd_test_logits`, a fingerprint for rerunning the SGD
+    phase elsewhere), and for every further seed its test losses and final |grad R|
+    (`other_test_losses [S-1, T]`, `other_grad_norm`); the settings as `config_*`."""
+    settings = {**HEAD_SETTINGS, **(settings or {})}
+    prob = head_problem()
+    head = _head_model()
+    runs = [train_head(prob.feat_train, prob.y_train, seed=s, **settings) for s in seeds]
+    out = {
+        "theta": np.asarray(flatten(runs[0].fit.params)[0]),
+        "iterations": np.asarray(runs[0].fit.iterations),
+        "grad_norm": np.asarray(runs[0].fit.grad_norm),
+        "sgd_test_logits": np.asarray(head.apply(runs[0].sgd_params, prob.feat_test)),
+        "test_losses": np.asarray(head_loss(runs[0].fit.params, prob.feat_test, prob.y_test)),
+        "other_seeds": np.array(seeds[1:], int),
+        "other_test_losses": np.array([np.asarray(head_loss(r.fit.params, prob.feat_test, prob.y_test)) for r in runs[1:]]),
+        "other_grad_norm": np.array([float(r.fit.grad_norm) for r in runs[1:]]),
+        "other_iterations": np.array([int(r.fit.iterations) for r in runs[1:]]),
+        "config_seed": np.array(seeds[0]),
+        "config_command": np.array(command),
+        "config_jax": np.array(jax.__version__),
+    }
+    out.update({f"config_{k}": np.array(v) for k, v in settings.items()})
+    return out
+
+
+class HeadStudy(NamedTuple):
+    params: Params  # the trained head (seed 0)
+    data: dict[str, np.ndarray]  # every array of the file
+
+
+def load_head_study(path=None) -> HeadStudy:
+    """The shipped `influence_head.npz` (or the file at `path`), with the head's parameters
+    unflattened into haiku's layout."""
+    from helpers import model as model_lib
+
+    path = path or model_lib.pretrained_dir() / HEAD_FILE
+    with np.load(path) as f:
+        d = {k: f[k] for k in f.files}
+    template = _head_model().init(jax.random.PRNGKey(0), jnp.zeros((1, 53), jnp.float32))
+    _, unravel = flatten(template)
+    return HeadStudy(unravel(jnp.asarray(d["theta"])), d)
+
+
+def main(argv=None) -> None:
+    import argparse
+    import sys
+    import time
+
+    from helpers import model as model_lib
+
+    p = argparse.ArgumentParser(description="Train chapter 9's head to its minimum (two seeds) and save it.")
+    p.add_argument("--out", default=None, help="output .npz (default: the shipped file)")
+    p.add_argument("--small", action="store_true", help="2 SGD epochs and 20 L-BFGS steps: a smoke test")
+    a = p.parse_args(argv)
+    t0 = time.perf_counter()
+    settings = {"sgd_epochs": 2, "every": 1, "maxiter": 20} if a.small else {}
+    command = "python -m helpers.influence" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    out = head_study(settings=settings, command=command)
+    out_path = a.out or str(model_lib.pretrained_dir() / HEAD_FILE)
+    np.savez_compressed(out_path, **out)
+    print(f"head trained ({int(out['iterations'])} L-BFGS steps, |grad R| {float(out['grad_norm']):.1e}) "
+          f"in {time.perf_counter() - t0:.0f} s -> {out_path}")
+
+
+if __name__ == "__main__":
+    main()
