@@ -229,7 +229,7 @@ def check_auroc(student: Callable) -> str:
 
 def check_occlusion(student: Callable) -> str:
     """`student(f, x [L, A]) -> [n]`: for each residue, f(x) minus f with that residue
-    deleted in place (its row replaced by the padding row). Cases: a linear model (the
+    masked in place (its row replaced by the padding row). Cases: a linear model (the
     drop is the residue's own term) and the course CNN against `perturbation.occlusion`."""
     from helpers import perturbation
 
@@ -476,7 +476,7 @@ def check_deeplift_dense(student: Callable) -> str:
 
 def check_window_occlusion(student: Callable) -> str:
     """`student(f, x [L, A], window) -> [n]`: each window of `window` consecutive residues
-    deleted in place (stride 1), and each residue's score the mean drop of the windows
+    masked in place (stride 1), and each residue's score the mean drop of the windows
     that cover it (Captum's convention). Cases: the linear model and the course CNN
     against `perturbation.occlusion`, windows 1, 3 and 5."""
     from helpers import perturbation
@@ -574,7 +574,7 @@ def check_lime_least_squares(student: Callable) -> str:
         if np.abs(got - want).max() > 1e-3:
             raise CheckFailed(f"on the linear model the surrogate must recover each residue's own term exactly, but yours "
                               f"is off by {np.abs(got - want).max():.3g} at {_where(got - want, seq)}: sample which residues "
-                              "to keep, delete the others in place (padding row), and fit the logits by weighted least squares")
+                              "to keep, mask the others in place (padding row), and fit the logits by weighted least squares")
     worst = 1.0
     for k, seq in enumerate(PEPTIDES):
         x = jnp.asarray(seqs_lib.encode(seq))

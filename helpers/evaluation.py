@@ -75,7 +75,7 @@ def curve_masks(order, kind: str) -> np.ndarray:
 def faithfulness_curve(f: PredictFn, x, order, *, kind: str = "deletion", fill="padding", length: int | None = None) -> np.ndarray:
     """The logits `[n + 1]` of peptide `x [L, A]` as the residues are deleted (or inserted)
     one at a time in `order`; absent residues are replaced as in `perturbation.occlusion`
-    (`fill="padding"`: deleted in place). One batched model call."""
+    (`fill="padding"`: masked in place; `"delete"` splices them out). One batched model call."""
     game = perturbation.game_for_fill(f, x, fill, length=length)
     return np.asarray(game(curve_masks(_check_order(order, game.n), kind)), dtype=float)
 
@@ -145,7 +145,7 @@ def explainers(
 ) -> dict[str, Method]:
     """Every per-residue method of the course for predict function `f`, with the settings
     of its chapter. `make_f(activation) -> f` (the course CNN: `lambda act:
-    cnn.predict_fn(params, activation=act)`) adds DeepLIFT. Perturbation methods delete
+    cnn.predict_fn(params, activation=act)`) adds DeepLIFT. Perturbation methods mask
     residues in place (padding fill); `length`: evaluate them on inputs cut to that many
     positions (as `perturbation.make_game`; one length for all peptides compiles once).
     A "random" method (a random order) is the control every method must beat."""

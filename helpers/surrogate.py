@@ -3,7 +3,7 @@
 Shape glossary: n residues of one peptide, S perturbed samples, k selected residues.
 
 Each sample z in {0, 1}^n keeps the residues where z = 1 and replaces the others by a fill
-(padding by default: the residue is deleted in place; see `perturbation.game_for_fill`).
+(padding by default: the residue is masked in place; see `perturbation.game_for_fill`).
 As in lime's text explainer (`LimeTextExplainer`, its `__data_labels_distances`), the first
 sample is x itself and every other sample removes a uniformly drawn number 1 .. n of residues
 chosen at random: n included, so a sample may remove every residue (the empty peptide, an
