@@ -282,3 +282,31 @@ def test_shipped_head_is_reproduced_by_its_script():
     objective, theta, _ = I.make_objective(I.head_loss, st.params, prob.feat_train, prob.y_train,
                                            weight_decay=I.HEAD_SETTINGS["weight_decay"])
     assert float(jnp.linalg.norm(jax.grad(objective)(theta, 1.0))) < 2e-6
+
+
+def test_weak_study_script_on_a_small_setting(tmp_path):
+    out = tmp_path / "weak.npz"
+    I.main(["--weak", "--small", "--out", str(out)])
+    d = I.load_head_study(out).data
+    assert float(d["config_weight_decay"]) == 1e-3 and str(d["config_command"]).startswith("python -m helpers.influence --weak --small")
+    assert d["test_losses"].shape[0] == 2 and len(d["removed"]) == len(d["predicted"]) == len(d["actual"]) == 2
+    assert int(d["test_index"]) == int(np.argmax(d["test_losses"][0]))
+    assert np.all(np.abs(d["predicted"][:-1]) >= np.abs(d["predicted"][1:]))  # largest first
+
+
+def test_shipped_weak_study_is_consistent():
+    """The shipped weak-weight-decay study: converged fits, and its predicted effects
+    recomputed here from its head. Tolerance 2% of the largest effect: CG stops at a relative
+    residual of 1e-5, and at this weight decay H has eigenvalues near 1e-5, so a rerun with
+    another summation order may move s_test along those directions."""
+    st = I.load_head_study(name=I.WEAK_FILE)
+    d = st.data
+    assert str(d["config_command"]) == "python -m helpers.influence --weak" and float(d["config_weight_decay"]) == 1e-3
+    assert np.all(d["grad_norm"] < 1e-6) and np.all(d["loo_grad_norm"] < 1e-6)
+    prob = I.head_problem()
+    ti = int(d["test_index"])
+    test = (prob.feat_test[ti : ti + 1], prob.y_test[ti : ti + 1])
+    np.testing.assert_allclose(np.asarray(I.head_loss(st.params, *test)), d["test_losses"][0, ti : ti + 1], rtol=1e-5)
+    res = I.influence(I.head_loss, st.params, (prob.feat_train, prob.y_train), test, weight_decay=1e-3, maxiter=500)
+    predicted = np.asarray(res.removal[0])[d["removed"]]
+    np.testing.assert_allclose(predicted, d["predicted"], rtol=0, atol=0.02 * np.abs(d["predicted"]).max())
