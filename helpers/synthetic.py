@@ -5,9 +5,10 @@ Shape glossary: N peptides, L padded length, A = 21 channels.
 Every peptide is random residues (uniform over the 20 amino acids) with one planted 4-mer:
 the *motif* if the peptide is positive, a *decoy* (the same residues in another order) if it
 is negative; half of all peptides also carry a second decoy. Both classes therefore have the
-same composition in expectation, and only the motif's order separates them: a model that
-solves the task must look at the motif, and an explanation of a positive peptide should
-point at the motif's residues. Labels are recomputed from the sequences (motif present or
+same composition in expectation, and only the order of the planted residues separates them:
+whether the motif is present, but also how many decoys there are (1.5 per negative, 0.5
+per positive in expectation; chapter 4 measures it). An explanation of a positive peptide
+should point at the motif's residues, though a model may also use the decoys' absence. Labels are recomputed from the sequences (motif present or
 not), so an accidental motif in the random residues cannot give a wrong label.
 """
 
