@@ -135,6 +135,17 @@ def edit_distance(a: str, b: str) -> int:
     return len(edit_script(a, b))
 
 
+def _levenshtein(a: str, b: str) -> int:
+    """The edit distance alone, one row of the dynamic programme updated in place (fast, no
+    trace back; `diag` carries the previous row's entry to the upper left)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        diag, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            diag, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diag + (ca != cb))
+    return row[-1]
+
+
 def edit_script(a: str, b: str) -> tuple[Edit, ...]:
     """A shortest list of edits turning `a` into `b` (dynamic programming, then a trace back),
     with positions in `a` (1-based). Ties prefer substitutions, then deletions."""
@@ -224,7 +235,10 @@ def search(
 ) -> SearchResult:
     """Beam search for peptides of the other predicted class within `max_edits` edits.
 
-    Level d holds peptides d edits from the original. Each level expands every peptide of
+    Level d holds the new peptides one edit from level d - 1's beam: d edits from the
+    original when the earlier levels were complete, possibly fewer under beam pruning (a
+    detour through a kept peptide), so `min_edits` is the true edit distance of the returned
+    peptides and only the crossing peptides at the smallest distance are kept. Each level expands every peptide of
     the beam by every allowed single edit, evaluates all new peptides in batched model
     calls, and stops at the first level where some reach `target` (default: the class the
     model does not predict now). Otherwise the `beam_width` peptides closest to the target
@@ -294,6 +308,15 @@ def search(
         score = sign * logits
         hits = np.nonzero(score > 0)[0]
         if hits.size:
+            # Under beam pruning a level can hold peptides *fewer* than `depth` edits away
+            # (reached by a detour through a kept peptide, their short path discarded). The
+            # answer's cost is the true edit distance: keep only the hits at the smallest one.
+            if complete < depth - 1:
+                dist = np.array([_levenshtein(s, cands[i]) for i in hits])
+                hits = hits[dist == dist.min()]
+                found = int(dist.min())
+            else:
+                found = depth  # levels 1 .. depth-1 were complete: every new peptide is depth away
             chosen, used = [], set()
             for i in hits[np.argsort(-score[hits], kind="stable")]:
                 script = edit_script(s, cands[i])
@@ -304,12 +327,14 @@ def search(
                 used |= positions
                 if len(chosen) == n_results:
                     break
-            msg = (f"{hits.size} peptides {depth} edit{'s' if depth > 1 else ''} away are predicted "
+            msg = (f"{hits.size} peptides {found} edit{'s' if found > 1 else ''} away are predicted "
                    f"{CLASS_NAMES[tgt]}; {len(chosen)} diverse ones returned")
-            exact = complete >= depth - 1
+            if found < depth:
+                msg += f" (found at search level {depth} by a detour)"
+            exact = complete >= found - 1
             msg += "; the minimum is exact" if exact else (
                 f"; levels above {complete} were beam-limited, so fewer edits may exist (beam_width=None is exact)")
-            return SearchResult(s, logit0, tgt, chosen, depth, evaluated, msg, exact, complete)
+            return SearchResult(s, logit0, tgt, chosen, found, evaluated, msg, exact, complete)
         order = np.argsort(-score, kind="stable")
         beam = [cands[i] for i in (order if beam_width is None else order[:beam_width])]
         beam_full = len(beam) == len(cands)

@@ -45,7 +45,7 @@ def test_edit_script_is_a_shortest_script():
         a = "".join(rng.choice(list("ACKLW"), rng.integers(1, 8)))
         b = "".join(rng.choice(list("ACKLW"), rng.integers(1, 8)))
         script = C.edit_script(a, b)
-        assert len(script) == _lev(a, b) == C.edit_distance(a, b)
+        assert len(script) == _lev(a, b) == C.edit_distance(a, b) == C._levenshtein(a, b)
         assert _apply(a, script) == b
 
 
@@ -195,3 +195,26 @@ def test_exact_flag_says_when_the_minimum_is_guaranteed():
     # one or two edits are always exact, whatever the beam
     assert C.search(f, "AWWA", max_edits=2, beam_width=1, length=8).exact
     assert C.search(f, "AWAA", max_edits=3, beam_width=1, length=8).exact
+
+
+def test_min_edits_is_the_true_edit_distance_under_beam_pruning():
+    """Regression: a model positive only on 'EDA' whose logit elsewhere steers a beam of width
+    1 from 'AAA' along AAA -> AA -> DA -> EDA (shorter is better, D first is better; lengths
+    >= 2). The beam reaches EDA at search level 3, by a detour, but EDA is 2 edits from AAA:
+    min_edits must be the edit distance of the returned peptide, not the level."""
+    target = jnp.asarray(S.encode("EDA", length=8))
+    d_first = S.AMINO_ACIDS.index("D") + 1
+
+    def f(x):
+        n = jnp.sum(1.0 - x[:, :, 0], axis=1)
+        base = -5.0 - n + 0.5 * x[:, 0, d_first]
+        return jnp.where(jnp.all(x == target, axis=(1, 2)), 1.0, base)
+
+    res = C.search(f, "AAA", max_edits=3, beam_width=1, min_length=2, length=8)
+    assert [c.sequence for c in res.counterfactuals] == ["EDA"]
+    assert res.min_edits == _lev("AAA", "EDA") == 2
+    assert all(c.distance == res.min_edits for c in res.counterfactuals)
+    assert "1 peptides 2 edits away" in res.message and "detour" in res.message
+    assert res.exact  # level 1 was complete and crossed nowhere, so 2 is the minimum
+    full = C.search(f, "AAA", max_edits=3, beam_width=None, min_length=2, length=8)
+    assert full.min_edits == 2 and [c.sequence for c in full.counterfactuals] == ["EDA"]
