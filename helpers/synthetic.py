@@ -8,8 +8,9 @@ is negative; half of all peptides also carry a second decoy. Both classes theref
 same composition in expectation, and only the order of the planted residues separates them:
 whether the motif is present, but also how many decoys there are (1.5 per negative, 0.5
 per positive in expectation; chapter 4 measures it). An explanation of a positive peptide
-should point at the motif's residues, though a model may also use the decoys' absence. Labels are recomputed from the sequences (motif present or
-not), so an accidental motif in the random residues cannot give a wrong label.
+should point at the motif's residues, though a model may also use the decoys' absence.
+Labels are recomputed from the sequences (motif present or not), so an accidental motif in
+the random residues cannot give a wrong label.
 """
 
 from __future__ import annotations
