@@ -109,3 +109,31 @@ def test_bootstrap_bad_input():
         M.bootstrap(M.auroc, y, s, n_resamples=0)
     with pytest.raises(ValueError, match="both classes"):
         M.bootstrap(M.auroc, np.zeros(4, int), s)
+
+
+def test_paired_bootstrap_is_the_difference_on_shared_resamples(sample):
+    y, s = sample
+    rng = np.random.default_rng(2)
+    other = s + rng.normal(0, 1.0, len(s))
+    d = M.paired_bootstrap(M.auroc, y, s, other, n_resamples=200, seed=5)
+    # the same resamples as bootstrap with the same seed: the difference of the two runs
+    np.testing.assert_allclose(
+        d, M.bootstrap(M.auroc, y, s, n_resamples=200, seed=5) - M.bootstrap(M.auroc, y, other, n_resamples=200, seed=5)
+    )
+    # identical scores: every difference is exactly 0; a shift of the scores changes no AUROC
+    assert (M.paired_bootstrap(M.auroc, y, s, s + 3.0, n_resamples=50, seed=0) == 0).all()
+    # pairing removes the shared part: the paired spread is below the unpaired one here
+    unpaired = M.bootstrap(M.auroc, y, s, n_resamples=200, seed=5) - M.bootstrap(M.auroc, y, other, n_resamples=200, seed=6)
+    assert d.std() < unpaired.std()
+
+
+def test_paired_bootstrap_bad_input():
+    y, s = np.array([0, 1, 0, 1]), np.arange(4.0)
+    with pytest.raises(ValueError, match="scores_b must have the shape of y"):
+        M.paired_bootstrap(M.auroc, y, s, np.zeros(3))
+    with pytest.raises(TypeError, match="statistic must be a function"):
+        M.paired_bootstrap(None, y, s, s)
+    with pytest.raises(ValueError, match="n_resamples must be a positive integer"):
+        M.paired_bootstrap(M.auroc, y, s, s, n_resamples=-1)
+    with pytest.raises(ValueError, match="both classes"):
+        M.paired_bootstrap(M.auroc, np.ones(4, int), s, s)
