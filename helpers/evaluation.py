@@ -8,6 +8,9 @@ Shape glossary: B batch, L padded length, A = 21 channels, n residues of one pep
   area). Both are coalition games (`helpers.perturbation`), so one batched call per curve.
 - *Cascading randomisation* (Adebayo et al. 2018): re-initialise the model's layers from
   the top down; an explanation that barely changes does not depend on what the model learned.
+- *ROAD* (Rong et al. 2022): the same curves with removed residues *imputed* from their
+  neighbours plus noise (noisy linear imputation), so that a removed residue leaves a real
+  residue behind and the curve does not reward orders whose holes the model finds odd.
 - `explainers`: every per-residue method of the course behind one signature, with its cost
   in model calls, so chapters compare them on equal terms.
 """
@@ -103,6 +106,124 @@ def normalised_area(curve, kind: str) -> float:
     return curve_area((c - empty) / (full - empty))
 
 
+# ----------------------------------------------------------------------------- interactions
+
+
+def group_shapley(game, groups) -> np.ndarray:
+    """Exact Shapley values `[G]` of a coalition game (`perturbation.Game`, players = the n
+    residues) whose players are merged into `groups [G, n]` (bool, each residue in exactly one
+    group): the 2^G coalitions of groups are evaluated in one batched call."""
+    groups = np.asarray(groups, dtype=bool)
+    if groups.ndim != 2 or groups.shape[1] != game.n or (groups.sum(axis=0) != 1).any():
+        raise ValueError(f"groups must be [G, {game.n}] bool with every residue in exactly one group")
+    g = len(groups)
+    if g > 12:
+        raise ValueError(f"{g} groups need 2^{g} coalitions; use at most 12")
+    coalitions = shapley.all_coalitions(g)  # [2^G, G]
+    v = np.asarray(game(coalitions.astype(int) @ groups.astype(int) > 0), dtype=float)
+    return shapley.shapley_from_values(v, g)
+
+
+def credit_imbalance(scores, mask_a, mask_b) -> float:
+    """How unevenly `scores [n]` split the credit between two groups of residues:
+    `(S_a - S_b) / (|S_a| + |S_b|)` with S the summed scores of a group; 0 is an even split,
+    +1 or -1 all credit to one side (or credit of opposite signs)."""
+    s = np.asarray(scores, dtype=float)
+    a, b = np.asarray(mask_a, dtype=bool), np.asarray(mask_b, dtype=bool)
+    if s.ndim != 1 or a.shape != s.shape or b.shape != s.shape:
+        raise ValueError(f"scores {s.shape}, mask_a {a.shape} and mask_b {b.shape} must be [n] of equal length")
+    sa, sb = s[a].sum(), s[b].sum()
+    if abs(sa) + abs(sb) == 0:
+        raise ValueError("neither group has any credit: the split is undefined")
+    return float((sa - sb) / (abs(sa) + abs(sb)))
+
+
+# ----------------------------------------------------------------------------- ROAD: imputed removal
+
+
+def road_probabilities(x, keep, *, noise: float = 0.1, background=None) -> np.ndarray:
+    """Noisy linear imputation for the residues of peptide `x [L, A]`, after Rong et al.'s
+    ROAD: `[n, 20]` residue probabilities. A present residue (`keep [n]` True) keeps its own
+    one-hot row; the removed ones solve the chain's Laplace equation (each removed row is
+    the mean of its one or two neighbours' rows, removed or not), so they interpolate the
+    present residues around them; then every removed row is mixed with `background [20]`
+    (default uniform) with weight `noise`. With nothing present, the rows are `background`."""
+    x = np.asarray(x, dtype=float)
+    keep = np.asarray(keep, dtype=bool)
+    if x.ndim != 2 or x.shape[-1] != 21:
+        raise ValueError(f"x must be one peptide [L, 21], got shape {x.shape}")
+    n = int(x[:, 1:].sum(axis=1).astype(bool).sum())
+    if keep.shape != (n,):
+        raise ValueError(f"keep must be [n] = [{n}] bool (one per residue), got shape {keep.shape}")
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"noise must lie in [0, 1], got {noise}")
+    bg = np.full(20, 1 / 20) if background is None else np.asarray(background, dtype=float)
+    if bg.shape != (20,) or (bg < 0).any() or abs(bg.sum() - 1) > 1e-6:
+        raise ValueError("background must be 20 residue probabilities summing to 1")
+    rows = x[:n, 1:].copy()
+    gone = np.flatnonzero(~keep)
+    if len(gone) == 0:
+        return rows
+    if keep.any():
+        # one equation per removed residue i: deg(i) u_i - sum of removed neighbours u_j = sum of present neighbours
+        index = {int(i): k for k, i in enumerate(gone)}
+        system, rhs = np.zeros((len(gone), len(gone))), np.zeros((len(gone), 20))
+        for k, i in enumerate(gone):
+            for j in (i - 1, i + 1):
+                if 0 <= j < n:
+                    system[k, k] += 1
+                    if keep[j]:
+                        rhs[k] += rows[j]
+                    else:
+                        system[k, index[j]] -= 1
+        rows[gone] = np.linalg.solve(system, rhs)
+    else:
+        rows[gone] = bg
+    rows[gone] = (1 - noise) * rows[gone] + noise * bg
+    return rows
+
+
+def road_inputs(x, masks, key, *, samples: int = 4, noise: float = 0.1, background=None) -> np.ndarray:
+    """`[C, samples, L, A]` one-hot inputs: for each coalition `masks [C, n]`, `samples`
+    peptides whose removed residues are drawn from `road_probabilities` (a real residue in
+    every position: no holes, the same length)."""
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples}")
+    x = np.asarray(x, dtype=np.float32)
+    masks = np.asarray(masks, dtype=bool)
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+    out = np.repeat(np.repeat(x[None, None], len(masks), 0), samples, 1)
+    for c, keep in enumerate(masks):
+        probs = road_probabilities(x, keep, noise=noise, background=background)
+        gone = np.flatnonzero(~keep)
+        if len(gone) == 0:
+            continue
+        p = probs[gone] / probs[gone].sum(axis=1, keepdims=True)
+        cum = np.cumsum(p, axis=1)  # [g, 20]
+        u = rng.random((samples, len(gone), 1))
+        drawn = np.minimum((u > cum[None]).sum(-1), 19)  # [samples, g] residue index 0..19
+        out[c][:, gone] = 0.0
+        out[c][np.arange(samples)[:, None], gone[None, :], 1 + drawn] = 1.0
+    return out
+
+
+def road_curve(f: PredictFn, x, order, key, *, kind: str = "deletion", samples: int = 4, noise: float = 0.1,
+               background=None, length: int | None = None) -> np.ndarray:
+    """`faithfulness_curve` with ROAD's noisy linear imputation instead of a fill: the mean
+    logit `[n + 1]` over `samples` imputations per point. `length`: cut inputs to that many
+    positions (all cut positions must be padding). One batched model call."""
+    x = np.asarray(x, dtype=np.float32)
+    if length is not None:
+        if length > x.shape[0] or x[length:, 1:].any():
+            raise ValueError(f"length={length} would cut residues of a peptide of {x.shape[0]} positions")
+        x = x[:length]
+    n = int(x[:, 1:].sum(axis=1).astype(bool).sum())
+    masks = curve_masks(_check_order(order, n), kind)
+    batch = road_inputs(x, masks, key, samples=samples, noise=noise, background=background)
+    logits = np.asarray(f(batch.reshape(-1, *x.shape)), dtype=float)
+    return logits.reshape(len(masks), samples).mean(axis=1)
+
+
 # ----------------------------------------------------------------------------- sanity checks
 
 
@@ -188,3 +309,127 @@ def explainers(
             lambda n: 0, lambda n: 0, False),
     })
     return methods
+
+
+# ----------------------------------------------------------------------------- the shipped sanity study
+
+SANITY_FILE = "motif_sanity.json"
+SANITY_DRAWS = (123, 1, 2, 3)  # PRNG seeds of the fresh initialisations (123: the chapter's draw)
+SANITY_STAGES = {"output layer": "hemolysis_cnn/logit", "all dense layers": "hemolysis_cnn/dense0",
+                 "all layers": "hemolysis_cnn/~features/conv0"}
+
+
+def sanity_peptides(n: int = 20) -> np.ndarray:
+    """Indices into the planted-motif test split of the first `n` correctly classified
+    positives of 18 or more residues (chapter 13's peptides)."""
+    from helpers import model as model_lib
+    from helpers import synthetic
+
+    split = synthetic.motif_splits()["test"].split
+    params, _ = model_lib.load_pretrained(synthetic.MOTIF_MODEL)
+    logits = np.asarray(model_lib.predict_fn(params)(split.x))
+    lengths = np.array([len(s) for s in split.sequences])
+    return np.flatnonzero((split.y == 1) & (logits > 0) & (lengths >= 18))[:n]
+
+
+def hydropathy_scores(x, key=None) -> np.ndarray:
+    """A negative control: each residue's Kyte-Doolittle hydropathy `[n]`, whatever the model."""
+    from helpers import sequences as seqs
+
+    kd = np.array([0.0] + [seqs.KYTE_DOOLITTLE[a] for a in seqs.AMINO_ACIDS])
+    return kd[np.asarray(x).argmax(-1)][: attribution.num_residues(x)]
+
+
+def sanity_study(*, draws: Sequence[int] = SANITY_DRAWS, n_peptides: int = 20, methods: Sequence[str] | None = None,
+                 trained: Sequence[str] = ("shuffled", "reference"), seed: int = 0) -> dict:
+    """Cascading randomisation of the planted-motif CNN for each fresh-initialisation seed in
+    `draws` (the stages of `SANITY_STAGES`), and the `trained` models: "shuffled" (the
+    shuffled-label model) and "reference" (its true-label twin, `synthetic.REFERENCE_MODEL`).
+    For every variant and method: the Spearman correlations `[peptides]` of the signed and of
+    the absolute scores with the original model's (with both trained models, also the
+    shuffled model's with the reference's), and each variant's test AUROC. JSON-ready dict."""
+    from scipy.stats import spearmanr
+
+    from helpers import metrics, synthetic
+    from helpers import model as model_lib
+
+    split = synthetic.motif_splits()["test"].split
+    idx = sanity_peptides(n_peptides)
+    xs = split.x[idx]
+    base, _ = model_lib.load_pretrained(synthetic.MOTIF_MODEL)
+    variants = {"original": base}
+    for s in draws:
+        fresh = model_lib.make_model().init(jax.random.PRNGKey(s), xs[:1])
+        stages = dict(cascade(base, fresh))
+        variants.update({f"{stage} (draw {s})": stages[module] for stage, module in SANITY_STAGES.items()})
+    if set(trained) - {"shuffled", "reference"}:
+        raise ValueError(f"trained must name some of 'shuffled', 'reference'; got {trained!r}")
+    if "shuffled" in trained:
+        variants["shuffled labels"] = model_lib.load_pretrained(synthetic.SHUFFLED_MODEL)[0]
+    if "reference" in trained:
+        variants["reference"] = model_lib.load_pretrained(synthetic.REFERENCE_MODEL)[0]
+    key = jax.random.PRNGKey(seed)
+    scores, auroc = {}, {}
+    for name, p in variants.items():
+        f = model_lib.predict_fn(p)
+        m = explainers(f, make_f=lambda act, p=p: model_lib.predict_fn(p, activation=act), length=32)
+        m = {k: v for k, v in m.items() if k != "random" and (methods is None or k in methods)}
+        scores[name] = {k: [np.asarray(v.explain(jax.numpy.asarray(x), jax.random.fold_in(key, j)), float)
+                            for j, x in enumerate(xs)] for k, v in m.items()}
+        scores[name]["hydropathy"] = [hydropathy_scores(x) for x in xs]
+        auroc[name] = metrics.auroc(split.y, np.asarray(f(split.x)))
+
+    def rho(a_list, b_list, absolute):
+        t = np.abs if absolute else (lambda v: v)
+        return [float(spearmanr(t(a), t(b))[0]) for a, b in zip(a_list, b_list, strict=True)]
+
+    out = {"peptides": idx.tolist(), "draws": list(draws), "seed": seed, "auroc": auroc, "signed": {}, "absolute": {}}
+    pairs = [(name, "original") for name in variants if name != "original"]
+    if {"shuffled labels", "reference"} <= set(variants):
+        pairs.append(("shuffled labels", "reference"))
+    for name, ref in pairs:
+        label = name if ref == "original" else f"{name} vs {ref}"
+        for kind, absolute in (("signed", False), ("absolute", True)):
+            out[kind][label] = {k: rho(scores[ref][k], scores[name][k], absolute) for k in scores[name]}
+    return out
+
+
+def main(argv=None) -> None:
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    from helpers import model as model_lib
+
+    p = argparse.ArgumentParser(description="Chapter 13's randomisation study of the planted-motif CNN.")
+    p.add_argument("--out", type=Path, default=model_lib.pretrained_dir() / SANITY_FILE)
+    p.add_argument("--small", action="store_true", help="one draw, 2 peptides, 2 methods: a smoke test")
+    p.add_argument("--part", choices=("all", "cascade", "shuffled", "reference"), default="all",
+                   help="cascade: the randomised draws only; shuffled, reference: that trained model only "
+                        "(a part is merged into an existing --out file)")
+    a = p.parse_args(argv)
+    kw = dict(draws=(123,), n_peptides=2, methods=("gradient × input", "occlusion"), trained=("shuffled",)) if a.small else {}
+    if a.part == "cascade":
+        kw["trained"] = ()
+    if a.part in ("shuffled", "reference"):
+        kw["draws"], kw["trained"] = (), (a.part,) if a.part == "shuffled" else ("shuffled", "reference")
+    out = sanity_study(**kw)
+    command = "python -m helpers.evaluation " + " ".join(argv if argv is not None else sys.argv[1:])
+    if a.part != "all" and a.out.exists():
+        old = json.loads(a.out.read_text())
+        if old["peptides"] != out["peptides"] or old["seed"] != out["seed"]:
+            raise ValueError(f"{a.out} was made for other peptides or another seed; write a new file")
+        for k in ("auroc", "signed", "absolute"):
+            out[k] = {**old[k], **out[k]}
+        out["draws"] = sorted(set(old["draws"]) | set(out["draws"]), key=[*SANITY_DRAWS, *old["draws"], *out["draws"]].index)
+        commands = old["command"] if isinstance(old["command"], list) else [old["command"]]
+        out["command"] = [*commands, command]
+    else:
+        out["command"] = command
+    a.out.write_text(json.dumps(out, indent=0) + "\n")
+    print(a.out)
+
+
+if __name__ == "__main__":
+    main()
