@@ -12,7 +12,10 @@ strengths and seeds) and writes `helpers/pretrained/treereg_sweep.npz`; `--small
 smoke-test setting the tests run. `--spread` measures how far single runs move when the
 arithmetic changes by rounding steps (`rerun_spread`, `helpers/pretrained/treereg_spread.npz`):
 unregularised and tree-regularised training are chaotic, so a rerun on another machine is
-compared with a shipped run only within that spread (`rerun_band`).
+compared with a shipped run only within that spread (`rerun_band`). `--extra` retrains a
+finer L2 grid and the two settings of chapter 12's key comparison with their test logits
+(`extra_runs`; default output `helpers/pretrained/treereg_extra.npz`, not shipped). The same methods on the peptide
+descriptors: `helpers.treereg_real`.
 
 Shape glossary: B batch, D input dimensions (2 here), P flattened network parameters,
 M gathered (weights, APL) pairs, T steps in one training chunk.
@@ -386,10 +389,12 @@ def grid(n: int = 41) -> np.ndarray:
 
 
 def sweep_run(data: ParabolaData, *, regulariser: str, strength: float, seed: int, hidden: tuple[int, ...] = (100, 100, 10),
-              steps: int = 1500, grid_n: int = 41, jitter: float = 0.0, jitter_seed: int = 0) -> tuple[dict, dict]:
+              steps: int = 1500, grid_n: int = 41, jitter: float = 0.0, jitter_seed: int = 0,
+              test_logits: bool = False) -> tuple[dict, dict]:
     """One run of the sweep: `(row, history)`, where `row` holds test AUC, APL, fidelity,
     training seconds and the predicted probability on a `grid_n x grid_n` grid (`[G, G]`,
-    rows = x2), and `history` is `train_regularised`'s (`jitter`: see there)."""
+    rows = x2), with `test_logits` also the logits at the test inputs `[N_test]`; `history`
+    is `train_regularised`'s (`jitter`: see there)."""
     model = make_mlp(hidden)
     run = train_regularised(data.x_train, data.y_train, regulariser=regulariser, strength=strength,
                             key=jax.random.PRNGKey(seed), model=model, steps=steps, jitter=jitter, jitter_seed=jitter_seed)
@@ -397,6 +402,8 @@ def sweep_run(data: ParabolaData, *, regulariser: str, strength: float, seed: in
     prob = jax.nn.sigmoid(model.apply(run.params, jnp.asarray(grid(grid_n))))
     row = dict(regulariser=regulariser, strength=strength, seed=seed, test_auc=ev.test_auc, apl=ev.apl,
                fidelity=ev.fidelity, seconds=run.seconds, grid=np.asarray(prob).reshape(grid_n, grid_n).astype(np.float16))
+    if test_logits:
+        row["test_logits"] = np.asarray(model.apply(run.params, jnp.asarray(data.x_test, jnp.float32)))
     return row, run.history
 
 
@@ -434,6 +441,25 @@ def sweep(
     out["dt_test_auc"] = np.array([metrics_lib.auroc(data.y_test, t.predict_proba(data.x_test)[:, 1]) for t in trees])
     out.update(config_seeds=np.array(seeds), config_data_seed=np.array(data_seed), config_n=np.array(n),
                config_hidden=np.array(hidden), config_steps=np.array(steps), config_grid_n=np.array(grid_n))
+    return out
+
+
+EXTRA_FILE = "treereg_extra.npz"  # written by `python -m helpers.treereg --extra`
+# A finer L2 grid where the sweep's L2 settings jump from APL ~2.7 to ~1.2, and the two
+# settings of chapter 12's key comparison below the threshold, rerun for their test logits.
+EXTRA_STRENGTHS = {"l2": (6e-3, 7e-3, 8e-3, 9e-3, 1e-2), "tree": (20.0,)}
+
+
+def extra_runs(*, strengths=EXTRA_STRENGTHS, seeds: tuple[int, ...] = (0, 1, 2), data_seed: int = 0, n: int = 500,
+               hidden: tuple[int, ...] = (100, 100, 10), steps: int = 1500) -> dict[str, np.ndarray]:
+    """`sweep_run` (with test logits, `extra_test_logits [R, N_test]`) for each (regulariser,
+    strength, seed); fields prefixed `extra_`, with the test labels and the setting."""
+    data = parabola_data(n, seed=data_seed)
+    rows = [sweep_run(data, regulariser=r, strength=s, seed=seed, hidden=hidden, steps=steps, grid_n=2, test_logits=True)[0]
+            for r, values in strengths.items() for s in values for seed in seeds]
+    out = {f"extra_{k}": np.array([row[k] for row in rows]) for k in rows[0] if k != "grid"}
+    out.update(extra_y_test=data.y_test, extra_seeds=np.array(seeds), extra_data_seed=np.array(data_seed),
+               extra_steps=np.array(steps), extra_hidden=np.array(hidden))
     return out
 
 
@@ -523,8 +549,16 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=1500, help="training steps per run")
     p.add_argument("--seeds", type=int, default=3, help="network initialisations per setting")
     p.add_argument("--small", action="store_true", help="one strength per regulariser, one seed, a small network: a smoke test")
+    p.add_argument("--extra", action="store_true", help="the finer L2 grid and the key comparison's test logits (extra_runs)")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
+    if a.extra:
+        out_path = a.out or str(pretrained_dir() / EXTRA_FILE)
+        kw = dict(strengths={"l2": (1e-2,)}, seeds=(0,), hidden=(16, 16)) if a.small else dict(seeds=tuple(range(a.seeds)))
+        out = extra_runs(steps=a.steps, **kw)
+        np.savez_compressed(out_path, **out)
+        print(f"{len(out['extra_seed'])} runs in {time.perf_counter() - t0:.0f} s -> {out_path}")
+        return
     if a.spread:
         out_path = a.out or str(pretrained_dir() / SPREAD_FILE)
         kw = dict(settings=(("tree", 3.0, 0),), hidden=(16, 16)) if a.small else {}

@@ -209,3 +209,100 @@ def test_rerun_band_widens_the_measured_range():
         T.rerun_band(sp, "l2", 3.0, "apl")
     with pytest.raises(ValueError, match="metric"):
         T.rerun_band(sp, "tree", 3.0, "loss")
+
+
+# ----------------------------------------------------------------------------- the extra runs (chapter 12)
+
+
+def test_extra_script_on_a_small_setting(tmp_path):
+    out = tmp_path / "extra.npz"
+    T.main(["--extra", "--small", "--steps", "50", "--out", str(out)])
+    ex = T.load_sweep(out)
+    assert list(ex["extra_regulariser"]) == ["l2"] and ex["extra_test_logits"].shape == (1, 150)
+    # the stored AUC is the AUC of the stored logits
+    from helpers import metrics
+
+    assert ex["extra_test_auc"][0] == pytest.approx(metrics.auroc(ex["extra_y_test"], ex["extra_test_logits"][0]))
+    np.testing.assert_array_equal(ex["extra_y_test"], T.parabola_data(500, seed=0).y_test)
+
+
+# ----------------------------------------------------------------------------- the real task (helpers.treereg_real)
+
+
+def test_axis_alignment_by_hand():
+    from helpers import treereg_real as R
+
+    a = R.axis_alignment(np.array([[0.0, 3.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, -2.0, 0.0]]))
+    np.testing.assert_allclose(a[[0, 1, 3]], [1.0, 1 / 3, 4 / 5])
+    assert np.isnan(a[2])
+    # In 2 dimensions a uniformly random direction scores E max(cos², sin²) = 1/2 + 1/pi exactly.
+    assert R.isotropic_alignment(2, samples=200_000) == pytest.approx(0.5 + 1 / np.pi, abs=2e-3)
+    assert R.isotropic_alignment(1) == 1.0
+    with pytest.raises(ValueError, match="grads"):
+        R.axis_alignment(np.zeros(3))
+    with pytest.raises(ValueError, match="d must"):
+        R.isotropic_alignment(0)
+
+
+def test_input_gradients_match_finite_differences():
+    from helpers import treereg_real as R
+
+    model = T.make_mlp((6,))
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float64)
+    g = R.input_gradients(model, params, x)
+    f = lambda v: np.asarray(model.apply(params, jnp.asarray(v, jnp.float32)), np.float64)  # noqa: E731
+    h = 1e-2
+    fd = np.stack([(f(x + h * np.eye(3)[j]) - f(x - h * np.eye(3)[j])) / (2 * h) for j in range(3)], axis=1)
+    np.testing.assert_allclose(g, fd, atol=2e-3)
+
+
+def test_descriptor_inputs_take_the_log_length():
+    from helpers import treereg_real as R
+
+    d = np.ones((2, 8))
+    d[:, 0] = [10.0, 100.0]
+    np.testing.assert_allclose(R.descriptor_inputs(d)[:, 0], np.log([10.0, 100.0]))
+    with pytest.raises(ValueError, match=r"\[B, 8\]"):
+        R.descriptor_inputs(np.ones((2, 7)))
+    d[0, 0] = 0
+    with pytest.raises(ValueError, match="length"):
+        R.descriptor_inputs(d)
+
+
+def test_real_script_on_a_small_setting(tmp_path):
+    from helpers import treereg_real as R
+
+    out = tmp_path / "real.npz"
+    R.main(["--small", "--steps", "50", "--out", str(out)])
+    rs = T.load_sweep(out)
+    assert list(rs["regulariser"]) == ["none", "l2", "tree"] and int(rs["config_steps"]) == 50
+    assert rs["logits"].shape == (3, len(rs["y_test"]))
+    assert np.all((rs["alignment"] >= 1 / 8 - 1e-9) & (rs["alignment"] <= 1 + 1e-9))
+    assert np.all((rs["fidelity"] >= 0) & (rs["fidelity"] <= 1)) and np.all(rs["apl"] >= 0)
+    np.testing.assert_array_equal(rs["dt_depth"], [1, 2])
+    assert rs["dt_apl"][0] == 1.0
+    assert "--small" in str(rs["config_command"])
+
+
+def test_shipped_real_sweep_comes_from_the_script():
+    from helpers import treereg_real as R
+
+    rs = T.load_sweep(name=R.REAL_FILE)
+    seeds = tuple(int(s) for s in rs["config_seeds"])
+    expected = [(r, s, seed) for r, values in R.REAL_STRENGTHS.items() for s in values for seed in seeds]
+    assert list(zip(rs["regulariser"], rs["strength"], rs["seed"], strict=True)) == expected
+    assert (int(rs["config_steps"]), tuple(rs["config_hidden"])) == (R.REAL_STEPS, R.REAL_HIDDEN)
+    from helpers import metrics
+
+    for i in (0, len(expected) - 1):  # stored AUROCs are those of the stored logits
+        assert rs["test_auc"][i] == pytest.approx(metrics.auroc(rs["y_test"], rs["logits"][i]))
+    # Rerun one L2 setting through the script's code: it lands within the spread of that
+    # setting's seeds in the file (widened by a floor of 0.005 AUROC and 0.05 questions).
+    data = R.real_data()
+    np.testing.assert_array_equal(data.y_test, rs["y_test"])
+    row = R.real_run(data, regulariser="l2", strength=R.REAL_STRENGTHS["l2"][0], seed=0)
+    same = np.flatnonzero((rs["regulariser"] == "l2") & np.isclose(rs["strength"], R.REAL_STRENGTHS["l2"][0]))
+    for metric, floor in (("test_auc", 0.005), ("apl", 0.05), ("fidelity", 0.005)):
+        values = rs[metric][same]
+        assert values.min() - floor - np.ptp(values) <= row[metric] <= values.max() + floor + np.ptp(values), (metric, row[metric], values)
