@@ -219,8 +219,11 @@ def road_curve(f: PredictFn, x, order, key, *, kind: str = "deletion", samples: 
         x = x[:length]
     n = int(x[:, 1:].sum(axis=1).astype(bool).sum())
     masks = curve_masks(_check_order(order, n), kind)
-    batch = road_inputs(x, masks, key, samples=samples, noise=noise, background=background)
-    logits = np.asarray(f(batch.reshape(-1, *x.shape)), dtype=float)
+    batch = road_inputs(x, masks, key, samples=samples, noise=noise, background=background).reshape(-1, *x.shape)
+    # pad the batch to (positions + 1) x samples rows: every peptide length shares one compiled shape
+    rows = (x.shape[0] + 1) * samples
+    batch = np.concatenate([batch, np.repeat(x[None], rows - len(batch), 0)])
+    logits = np.asarray(f(batch), dtype=float)[: len(masks) * samples]
     return logits.reshape(len(masks), samples).mean(axis=1)
 
 

@@ -12,7 +12,7 @@ import pytest
 from helpers import evaluation as E
 from helpers import metrics, perturbation, shapley, surrogate, synthetic
 from helpers import model as cnn
-from helpers.sequences import encode_batch
+from helpers.sequences import ALPHABET, encode_batch
 
 
 def _additive_case(seed, seq):
@@ -104,7 +104,7 @@ def test_every_method_explains_an_additive_model():
 
 def test_motif_model_script_small(tmp_path):
     synthetic.main(["--small", "--out", str(tmp_path)])
-    for name in (synthetic.MOTIF_MODEL, synthetic.SHUFFLED_MODEL):
+    for name in synthetic.MODELS:
         params = cnn.load_params(tmp_path / f"{name}.npz")
         info = json.loads((tmp_path / f"{name}.json").read_text())
         assert set(params) == set(cnn.make_model().init(jax.random.PRNGKey(0), jnp.zeros((1, 30, 21))))
@@ -123,3 +123,102 @@ def test_shipped_motif_models():
     fit = synthetic.shuffled_labels(synthetic.motif_splits()["train"].split, seed=info_s["seed"])
     own = metrics.auroc(fit.y, np.asarray(cnn.predict_fn(shuffled)(fit.x)))
     assert own == pytest.approx(info_s["train_auroc_on_its_labels"], abs=1e-4)
+
+
+def test_shipped_and_model():
+    pair, info_a = cnn.load_pretrained(synthetic.AND_MODEL)
+    p_test = synthetic.pair_splits()["test"].split
+    auc = metrics.auroc(p_test.y, np.asarray(cnn.predict_fn(pair)(p_test.x)))
+    assert auc == pytest.approx(info_a["test_auroc"], abs=1e-4) and auc > 0.95
+
+
+# ----------------------------------------------------------------------------- interactions and ROAD
+
+
+def test_group_shapley_against_brute_force():
+    seq = "KLWRAG"
+    f, x, contrib = _additive_case(2, seq)
+    game = perturbation.make_game(f, x, baseline="padding", length=12)
+    groups = np.array([[1, 1, 0, 0, 0, 0], [0, 0, 1, 0, 1, 0], [0, 0, 0, 1, 0, 1]], bool)
+    # additive: a group's value is its residues' summed terms
+    np.testing.assert_allclose(E.group_shapley(game, groups), groups @ contrib, atol=1e-5)
+    # singleton groups: the residues' exact Shapley values
+    np.testing.assert_allclose(E.group_shapley(game, np.eye(6, dtype=bool)),
+                               shapley.shapley_exact(f, x, baseline="padding", length=12).values, atol=1e-5)
+    # an AND of two residues: each gets half, by brute force over the 2 players
+    g = jax.jit(lambda xb: xb[:, 0, 11] * xb[:, 1, 11])  # 1 iff both positions hold residue channel 11
+    y = jnp.asarray(encode_batch(["LL"], length=6)[0])
+    assert y[0, 11] == 1 and y[1, 11] == 1
+    np.testing.assert_allclose(E.group_shapley(perturbation.make_game(g, y, baseline="padding"), np.eye(2, dtype=bool)),
+                               [0.5, 0.5], atol=1e-6)
+    with pytest.raises(ValueError, match="exactly one group"):
+        E.group_shapley(game, groups[:2])
+
+
+def test_credit_imbalance_by_hand():
+    a, b = np.array([1, 1, 0, 0], bool), np.array([0, 0, 1, 1], bool)
+    assert E.credit_imbalance([1.0, 1.0, 1.0, 1.0], a, b) == 0.0
+    assert E.credit_imbalance([2.0, 1.0, 1.0, 0.0], a, b) == pytest.approx(0.5)
+    assert E.credit_imbalance([1.0, 0.0, -1.0, 0.0], a, b) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="undefined"):
+        E.credit_imbalance([0.0, 0.0, 0.0, 5.0], a, np.array([0, 0, 1, 0], bool))
+    with pytest.raises(ValueError, match="equal length"):
+        E.credit_imbalance([1.0, 2.0], a, b)
+
+
+def test_road_imputation_by_hand():
+    x = encode_batch(["KLWA"], length=8)[0]
+    k, a = ALPHABET.index("K"), ALPHABET.index("A")  # their channels (channel 0 is padding)
+    assert x[0, k] == 1 and x[3, a] == 1
+    p = E.road_probabilities(x, np.array([1, 0, 0, 1], bool), noise=0.0)
+    # the chain's Laplace equation: u1 = (K + u2) / 2, u2 = (u1 + A) / 2
+    np.testing.assert_allclose(p[1, [k - 1, a - 1]], [2 / 3, 1 / 3], atol=1e-12)
+    np.testing.assert_allclose(p[2, [k - 1, a - 1]], [1 / 3, 2 / 3], atol=1e-12)
+    np.testing.assert_allclose(p[[0, 3]], x[[0, 3], 1:])
+    noisy = E.road_probabilities(x, np.array([1, 0, 0, 1], bool), noise=0.2)
+    np.testing.assert_allclose(noisy[1], 0.8 * p[1] + 0.2 / 20)
+    np.testing.assert_allclose(E.road_probabilities(x, np.zeros(4, bool)), np.full((4, 20), 1 / 20))
+    with pytest.raises(ValueError, match="keep"):
+        E.road_probabilities(x, np.ones(3, bool))
+    with pytest.raises(ValueError, match="noise"):
+        E.road_probabilities(x, np.ones(4, bool), noise=2.0)
+
+
+def test_road_curve_of_an_additive_model_matches_its_expectation():
+    seq = "KLWRAGDE"
+    f, x, contrib = _additive_case(3, seq)
+    w = np.asarray(f(jnp.eye(21)[None, :, :].repeat(1, 0).reshape(21, 1, 21)))  # each channel's term
+    order = E.ranking(contrib)
+    masks = E.curve_masks(order, "deletion")
+    # exact: present residues keep their term, a removed one contributes its expected term
+    exact = [sum(contrib[i] if keep[i] else E.road_probabilities(x, keep)[i] @ w[1:] for i in range(len(seq)))
+             for keep in masks]
+    curve = E.road_curve(f, x, order, jax.random.PRNGKey(0), samples=4000, length=10)
+    np.testing.assert_allclose(curve, exact, atol=0.1)
+    inputs = E.road_inputs(x, masks, jax.random.PRNGKey(1), samples=3)
+    assert inputs.shape == (len(seq) + 1, 3, 12, 21) and (inputs.sum(-1) == 1).all()  # one-hot: no holes
+    assert (inputs[:, :, len(seq):, 0] == 1).all()  # the padding after the peptide stays
+    with pytest.raises(ValueError, match="cut residues"):
+        E.road_curve(f, x, order, jax.random.PRNGKey(0), length=5)
+
+
+def test_sanity_script_small(tmp_path):
+    from scipy.stats import spearmanr
+
+    out = tmp_path / "s.json"
+    E.main(["--small", "--out", str(out)])
+    small = json.loads(out.read_text())
+    assert small["peptides"] == E.sanity_peptides(2).tolist() and small["draws"] == [123]
+    assert set(small["signed"]) == {"output layer (draw 123)", "all dense layers (draw 123)", "all layers (draw 123)",
+                                    "shuffled labels"}
+    # the negative control is caught: its ranking never changes
+    assert all(np.allclose(rows["hydropathy"], 1.0) for rows in small["signed"].values())
+    # one entry recomputed directly: gradient x input of the trained model and of the fully randomised one
+    test = synthetic.motif_splits()["test"].split
+    params, _ = cnn.load_pretrained(synthetic.MOTIF_MODEL)
+    fresh = cnn.make_model().init(jax.random.PRNGKey(123), test.x[:1])
+    randomised = dict(E.cascade(params, fresh))["hemolysis_cnn/~features/conv0"]
+    x = jnp.asarray(test.x[small["peptides"][0]])
+    a, b = (E.explainers(cnn.predict_fn(p))["gradient × input"].explain(x, None) for p in (params, randomised))
+    assert small["signed"]["all layers (draw 123)"]["gradient × input"][0] == pytest.approx(spearmanr(a, b)[0], abs=1e-6)
+    assert small["auroc"]["original"] == pytest.approx(cnn.load_pretrained(synthetic.MOTIF_MODEL)[1]["test_auroc"], abs=1e-4)
