@@ -146,6 +146,43 @@ def _levenshtein(a: str, b: str) -> int:
     return row[-1]
 
 
+def nearest_edit_distance(queries: Iterable[str], references: Iterable[str]) -> np.ndarray:
+    """For each query peptide, the edit distance to its nearest reference peptide, `[Q]` ints.
+
+    Exact Levenshtein distances, vectorised over the references of one length: one row of
+    the dynamic programme per query residue, where the insertion term, a running minimum
+    along the row, is `j + cummin(t[k] - k)`. Reference lengths that cannot beat the best
+    distance so far (|len(q) - len(r)| is a lower bound) are skipped."""
+    queries, references = list(queries), list(references)
+    for name, group in (("queries", queries), ("references", references)):
+        if any(not isinstance(q, str) or not q for q in group):
+            raise TypeError(f"{name} must be non-empty strings")
+    if not references:
+        raise ValueError("references is empty")
+    by_length: dict[int, np.ndarray] = {}
+    for r in references:
+        by_length.setdefault(len(r), []).append(np.frombuffer(r.encode(), np.uint8))
+    by_length = {n: np.stack(v) for n, v in by_length.items()}  # [N_n, n] bytes per length n
+    out = np.zeros(len(queries), np.int64)
+    for qi, q in enumerate(queries):
+        qb = np.frombuffer(q.encode(), np.uint8)
+        best = np.inf
+        for n in sorted(by_length, key=lambda n: abs(n - len(q))):
+            if abs(n - len(q)) >= best:
+                break
+            refs = by_length[n]
+            j = np.arange(n + 1)
+            row = np.broadcast_to(j, (len(refs), n + 1)).copy()  # D[0, j] = j
+            for i, c in enumerate(qb, 1):
+                t = np.empty_like(row)
+                t[:, 0] = i
+                t[:, 1:] = np.minimum(row[:, 1:] + 1, row[:, :-1] + (refs != c))
+                row = j + np.minimum.accumulate(t - j, axis=1)
+            best = min(best, int(row[:, -1].min()))
+        out[qi] = best
+    return out
+
+
 def edit_script(a: str, b: str) -> tuple[Edit, ...]:
     """A shortest list of edits turning `a` into `b` (dynamic programming, then a trace back),
     with positions in `a` (1-based). Ties prefer substitutions, then deletions."""

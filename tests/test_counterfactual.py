@@ -218,3 +218,92 @@ def test_min_edits_is_the_true_edit_distance_under_beam_pruning():
     assert res.exact  # level 1 was complete and crossed nowhere, so 2 is the minimum
     full = C.search(f, "AAA", max_edits=3, beam_width=None, min_length=2, length=8)
     assert full.min_edits == 2 and [c.sequence for c in full.counterfactuals] == ["EDA"]
+
+
+# ----------------------------------------------------------------------------- nearest training peptide
+
+
+def test_nearest_edit_distance_is_the_brute_force_minimum():
+    rng = np.random.default_rng(3)
+    alphabet = "ACDK"  # a small alphabet: many near ties
+    refs = ["".join(rng.choice(list(alphabet), rng.integers(1, 14))) for _ in range(120)]
+    queries = ["".join(rng.choice(list(alphabet), rng.integers(1, 14))) for _ in range(40)] + [refs[5], "A", "K" * 30]
+    got = C.nearest_edit_distance(queries, refs)
+    assert got.tolist() == [min(_lev(q, r) for r in refs) for q in queries]
+    assert got[40] == 0  # a reference itself
+
+
+def test_nearest_edit_distance_rejects_bad_input():
+    with pytest.raises(ValueError, match="references"):
+        C.nearest_edit_distance(["ACD"], [])
+    with pytest.raises(TypeError, match="queries"):
+        C.nearest_edit_distance([""], ["ACD"])
+    with pytest.raises(TypeError, match="references"):
+        C.nearest_edit_distance(["ACD"], ["ACD", 3])
+
+
+# ----------------------------------------------------------------------------- the shipped test-set study
+
+
+def _shipped_study():
+    from helpers import model as M
+
+    return np.load(M.pretrained_dir() / "cf_study.npz")
+
+
+def test_shipped_study_is_consistent():
+    """Every shipped counterfactual is its recorded number of edits from its peptide, on the
+    other side of the boundary by its recorded logit; the recorded distances to the training
+    split are recomputed for a few."""
+    from helpers import data as D
+    from helpers import model as M
+
+    d = _shipped_study()
+    assert str(d["config_command"]) == "python -m helpers.cf_study" and int(d["config_max_edits"]) == 3
+    found = d["min_edits"] > 0
+    assert found.sum() > 0.8 * len(found)
+    for s, c, k in zip(d["sequence"][found], d["cf_sequence"][found], d["min_edits"][found], strict=True):
+        assert _lev(s, c) == k
+    f = M.predict_fn(M.load_pretrained()[0])
+    logits = C.predict_sequences(f, list(d["cf_sequence"][found]))
+    assert np.allclose(logits, d["cf_logit"][found], atol=1e-4)
+    assert np.all((logits > 0) == (d["target"][found] == 1))
+    train = D.load_split("train").sequences
+    for i in np.nonzero(found)[0][:3]:
+        assert d["nearest_train_cf"][i] == min(_lev(d["cf_sequence"][i], r) for r in train)
+
+
+def test_study_script_small_matches_the_shipped_study(tmp_path):
+    """`--small` reruns the first 6 peptides of the same sample with a budget of one edit:
+    where the shipped study needed one edit it finds the same counterfactual (level 1 is
+    complete in both), elsewhere none; the distances to the training split agree."""
+    from helpers import cf_study
+
+    out = tmp_path / "small.npz"
+    cf_study.main(["--small", "--out", str(out)])
+    small, shipped = np.load(out), _shipped_study()
+    k = len(small["sequence"])
+    assert k == 6 and str(small["config_command"]).startswith("python -m helpers.cf_study --small")
+    assert small["sequence"].tolist() == shipped["sequence"][:k].tolist()
+    assert np.allclose(small["logit"], shipped["logit"][:k], atol=1e-5)
+    one = shipped["min_edits"][:k] == 1
+    assert np.all(small["min_edits"][one] == 1) and np.all(small["min_edits"][~one] == -1)
+    assert small["cf_sequence"][one].tolist() == shipped["cf_sequence"][:k][one].tolist()
+    assert np.array_equal(small["nearest_train_original"], shipped["nearest_train_original"][:k])
+    assert np.array_equal(small["nearest_train_test"], shipped["nearest_train_test"][:k])
+
+
+def test_retrained_seeds_match_their_records():
+    """The retrained models chapter 10 asks (seeds 1-3): each shipped with the command that
+    made it, and its recorded test AUROC recomputed from the shipped weights."""
+    from helpers import data as D
+    from helpers import metrics as MT
+    from helpers import model as M
+
+    test = D.load_split("test")
+    for k in (1, 2, 3):
+        params, info = M.load_pretrained(f"hemolysis_cnn_seed{k}")
+        assert info["command"] == f"python -m helpers.training --seed {k} --name hemolysis_cnn_seed{k}"
+        assert info["settings"]["seed"] == k
+        logits = np.asarray(M.predict_fn(params)(jnp.asarray(test.x)))
+        assert abs(MT.auroc(test.y, logits) - info["metrics"]["test"]["auroc"]) < 1e-4
