@@ -20,6 +20,10 @@ Sign conventions (Koh & Liang's):
   removal[t, i] = -up_loss[t, i] / N                predicted change of L_t when i is removed
 A *helpful* training example has removal > 0 (taking it out raises the test loss), a
 *harmful* one removal < 0.
+
+Eigenvalue tools (power iteration, Lanczos) are in `helpers.spectrum`; chapter 9's shipped
+studies, run by `python -m helpers.influence [--weak | --mislabel | --damping]`, in
+`helpers.influence_experiments`.
 """
 
 from __future__ import annotations
@@ -229,7 +233,7 @@ def lissa(
     The recursion `h <- b + h - (H + damping I) h / scale`, run `depth` times from h = b,
     is the truncated Neumann series of `scale (H + damping I)^-1 b`; the answer is
     `h / scale`. It converges only if every eigenvalue of `(H + damping I) / scale` lies in
-    (0, 2): take `scale` above the largest eigenvalue (`extreme_eigenvalues`) and expect
+    (0, 2): take `scale` above the largest eigenvalue (`spectrum.extreme_eigenvalues`) and expect
     about `scale / smallest eigenvalue` steps. With `key`, each step uses a fresh
     mini-batch HVP `hvp(v, key)` (from `make_hvp(..., batch_size=...)`) and `repeats`
     independent runs are averaged, the stochastic method of the paper; without, `hvp(v)` is
@@ -265,7 +269,7 @@ def lissa(
     if not bool(jnp.isfinite(x).all()):
         raise FloatingPointError(
             f"LiSSA diverged (scale = {scale}): the scale must exceed the largest eigenvalue "
-            f"of H + damping I; measure it with extreme_eigenvalues and raise the scale"
+            f"of H + damping I; measure it with spectrum.extreme_eigenvalues and raise the scale"
         )
 
     flat_b = b.reshape(x.shape)
@@ -279,82 +283,6 @@ def lissa(
     return SolveResult(
         x.reshape(b.shape), jnp.full(shape, depth), residual.reshape(shape), jnp.zeros(shape, bool)
     )
-
-
-def extreme_eigenvalues(hvp: Hvp, dim: int, key: jax.Array, *, iters: int = 100) -> tuple[float, float]:
-    """`(largest, smallest)` eigenvalue of H by power iteration with `hvp(v[dim])`.
-
-    The largest (in magnitude) from H, then the smallest from the shifted matrix
-    `largest I - H`. A negative smallest value means the objective is not convex there
-    and H^-1 is not a meaningful quadratic model: use damping above its magnitude.
-    """
-    if dim < 1 or iters < 1:
-        raise ValueError(f"need dim >= 1 and iters >= 1, got {dim}, {iters}")
-
-    def power(matvec, v):
-        def body(v, _):
-            w = matvec(v)
-            return w / jnp.linalg.norm(w), None
-
-        v, _ = jax.lax.scan(body, v / jnp.linalg.norm(v), None, length=iters)
-        return jnp.vdot(v, matvec(v))
-
-    @jax.jit
-    def both(k1, k2):  # one compiled program for the two runs
-        top = power(hvp, jax.random.normal(k1, (dim,)))
-        return top, power(lambda v: top * v - hvp(v), jax.random.normal(k2, (dim,)))
-
-    top, shifted = both(*jax.random.split(key))
-    return float(top), float(top - shifted)
-
-
-class LanczosResult(NamedTuple):
-    ritz_values: np.ndarray  # [K]: eigenvalues of the K x K tridiagonal matrix, ascending
-    error_bounds: np.ndarray  # [K]: each Ritz value has an eigenvalue of H within this distance
-    steps: int  # K, the number of Hessian-vector products used
-
-
-def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50) -> LanczosResult:
-    """The extreme eigenvalues of a symmetric H from `steps` products `hvp(v[dim])`.
-
-    Lanczos builds an orthonormal basis Q of the Krylov space {v, Hv, ..., H^(K-1) v}
-    (re-orthogonalised against every earlier vector, which float32 needs) in which H is
-    the tridiagonal T = Q^T H Q; the eigenvalues of T, the Ritz values, approximate the
-    extreme eigenvalues of H far faster than power iteration (Golub & Van Loan,
-    *Matrix Computations*, ch. 10). Each Ritz value theta with eigenvector s of T has an
-    eigenvalue of H within |beta_K s_K|, its `error_bounds` entry. The smallest Ritz value
-    is never below the smallest eigenvalue of H (it is a Rayleigh quotient): a negative one
-    proves negative curvature, a positive one only fails to find any.
-    """
-    if dim < 1 or not 1 <= steps <= dim:
-        raise ValueError(f"need dim >= 1 and 1 <= steps <= dim, got dim={dim}, steps={steps}")
-    v0 = jax.random.normal(key, (dim,))
-    q0 = v0 / jnp.linalg.norm(v0)
-
-    def body(c, j):
-        basis, alphas, betas = c
-        q = basis[j]
-        w = hvp(q)
-        alpha = jnp.vdot(q, w)
-        # Gram-Schmidt against every vector so far, twice (rows after j are still zero).
-        w = w - basis.T @ (basis @ w)
-        w = w - basis.T @ (basis @ w)
-        beta = jnp.linalg.norm(w)
-        nxt = jnp.where(beta > 0, w / jnp.where(beta > 0, beta, 1.0), 0.0)
-        basis = basis.at[j + 1].set(nxt)
-        return (basis, alphas.at[j].set(alpha), betas.at[j].set(beta)), None
-
-    @jax.jit
-    def run(q0):
-        basis = jnp.zeros((steps + 1, dim), q0.dtype).at[0].set(q0)
-        init = (basis, jnp.zeros(steps, q0.dtype), jnp.zeros(steps, q0.dtype))
-        return jax.lax.scan(body, init, jnp.arange(steps))[0]
-
-    _, alphas, betas = run(q0)
-    a, b = np.asarray(alphas, np.float64), np.asarray(betas, np.float64)
-    t = np.diag(a) + np.diag(b[:-1], 1) + np.diag(b[:-1], -1)
-    theta, s = np.linalg.eigh(t)
-    return LanczosResult(theta, np.abs(b[-1] * s[-1]), steps)
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -465,7 +393,7 @@ def influence(
                     "conjugate gradients met negative curvature: the Hessian is not positive "
                     "definite at these parameters (not a minimum, or a non-convex model). "
                     "Add damping above the magnitude of its smallest eigenvalue "
-                    "(extreme_eigenvalues) or train to a minimum first."
+                    "(spectrum.extreme_eigenvalues) or train to a minimum first."
                 )
             if bool((solve.residual > 100 * tol).any()):
                 raise ValueError(
@@ -506,6 +434,35 @@ def tracin(
     return total
 
 
+def self_influence(loss_fn: LossFn, params: Params, x, y, *, weight_decay: float = 0.0,
+                   damping: float = 0.0) -> jax.Array:
+    """`[N]`: `grad loss_i^T (H + damping I)^-1 grad loss_i` for every training example, with
+    the exact Hessian (small models only, see `exact_hessian`). Koh & Liang's self-influence
+    is minus this (up-weighting z_i lowers its own loss); a large value marks an example
+    the model can only fit by bending towards it, e.g. a wrong label."""
+    x, y = check_examples(x, y)
+    h = exact_hessian(loss_fn, params, x, y, weight_decay=weight_decay)
+    g = per_example_grads(loss_fn, params, x, y)  # [N, P]
+    s = jnp.linalg.solve(h + damping * jnp.eye(h.shape[0], dtype=h.dtype), g.T)  # [P, N]
+    return jnp.einsum("np,pn->n", g, s)
+
+
+def tracin_self(loss_fn: LossFn, checkpoints: Sequence[Params], learning_rates: Sequence[float],
+                x, y, *, batch_size: int = 512) -> jax.Array:
+    """`[N]`: TracIn self-influence `sum_k lr_k |grad loss_i(theta_k)|^2` (Pruthi et al.
+    2020, section 4.1), the diagonal of `tracin(train, train)`, in chunks of `batch_size`."""
+    if len(checkpoints) == 0 or len(checkpoints) != len(learning_rates):
+        raise ValueError(f"need one learning rate per checkpoint and at least one checkpoint; got "
+                         f"{len(checkpoints)} checkpoints and {len(learning_rates)} learning rates")
+    x, y = check_examples(x, y)
+    total = 0.0
+    for params, lr in zip(checkpoints, learning_rates, strict=True):
+        sq = [jnp.sum(_grads_chunk(params, x[i : i + batch_size], y[i : i + batch_size], loss_fn=loss_fn) ** 2, axis=1)
+              for i in range(0, x.shape[0], batch_size)]
+        total = total + lr * jnp.concatenate(sq)
+    return total
+
+
 # ----------------------------------------------------------------------------- retraining
 
 
@@ -526,9 +483,12 @@ def _objective(loss_fn: LossFn, unravel: Callable, x, y, weight_decay):
 
 
 @functools.partial(jax.jit, static_argnames=("loss_fn", "method", "tol", "maxiter"))
-def _fit(params, x, y, w, weight_decay, *, loss_fn, method, tol, maxiter):
+def _fit(params, x, y, w, weight_decay, proximal, *, loss_fn, method, tol, maxiter):
     theta0, unravel = flatten(params)
-    objective = _objective(loss_fn, unravel, x, y, weight_decay)
+    base = _objective(loss_fn, unravel, x, y, weight_decay)
+
+    def objective(t, wi):  # R, plus the proximal term (proximal / 2) |t - theta0|^2
+        return base(t, wi) + 0.5 * proximal * jnp.vdot(t - theta0, t - theta0)
     if method == "newton":
         grad, hess = jax.grad(objective), jax.hessian(objective)
 
@@ -581,8 +541,13 @@ def fit(
     method: str = "lbfgs",
     tol: float = 1e-6,
     maxiter: int = 500,
+    proximal: float = 0.0,
 ) -> FitResult:
     """Minimises the training objective from `params` (full batch), to a gradient norm `tol`.
+
+    With `proximal` > 0 it minimises `R(theta) + (proximal / 2) |theta - theta_0|^2` instead,
+    `theta_0` = `params`: the proximal response that influence with `damping = proximal`
+    approximates (Bae et al. 2022), not leave-one-out.
 
     `weights` `[N]` or `[R, N]` (one fit per row, `vmap`ped): example weights; a leave-one-
     out retraining is a row of ones with a 0 at the removed example. `method` "newton"
@@ -593,13 +558,15 @@ def fit(
     """
     x, y = check_examples(x, y)
     _check_weight_decay(weight_decay)
+    if proximal < 0:
+        raise ValueError(f"proximal must be >= 0, got {proximal}")
     if method not in ("newton", "lbfgs"):
         raise ValueError(f"unknown method {method!r}: use 'newton' or 'lbfgs'")
     theta0, _ = flatten(params)
     if method == "newton" and theta0.size > MAX_EXACT_PARAMS:
         raise ValueError(f"Newton's method forms the {theta0.size}^2 Hessian: use method='lbfgs'")
     w = _check_weights(weights, x.shape[0]).astype(theta0.dtype)
-    p, k, gn = _fit(params, x, y, w, weight_decay, loss_fn=loss_fn, method=method, tol=float(tol), maxiter=int(maxiter))
+    p, k, gn = _fit(params, x, y, w, weight_decay, proximal, loss_fn=loss_fn, method=method, tol=float(tol), maxiter=int(maxiter))
     return FitResult(p, k, gn)
 
 
@@ -615,247 +582,12 @@ def removal_weights(n: int, removed) -> np.ndarray:
     return w
 
 
-# ----------------------------------------------------------------------------- a convex model
-
-
-def composition_features(x) -> jax.Array:
-    """`[B, 20]` amino-acid fractions of one-hot peptides `x [B, L, A]` (padding ignored)."""
-    x = jnp.asarray(x)
-    if x.ndim != 3 or x.shape[-1] != 21:
-        raise ValueError(f"expected one-hot peptides [B, L, 21], got {x.shape}")
-    counts = x[..., 1:].sum(axis=1)
-    n = counts.sum(axis=-1, keepdims=True)
-    if bool((n == 0).any()):
-        raise ValueError("an input holds no residue (all padding or all zero): not a peptide")
-    return counts / n
-
-
-def logistic_loss(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
-    """Per-example loss `[B]` of logistic regression `logit = x @ w + b` on features `x [B, D]`
-    (params `{"w": [D], "b": []}`), binary cross-entropy with labels in {0, 1}."""
-    logits = x @ params["w"] + params["b"]
-    return optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype))
-
-
-# ----------------------------------------------------------------------------- the CNN's dense head
-
-# Chapter 9 studies the CNN with its convolutional feature layers frozen: the dense head,
-# 53 -> 256 -> 64 -> 1, trained to a minimum of R on the 53 head features of the shipped
-# CNN. Training it (about 1400 full-batch L-BFGS steps) is precomputed by
-#
-#     python -m helpers.influence        # writes helpers/pretrained/influence_head.npz
-#
-# and `load_head_study` reads the file; `--small` runs a few steps only (a smoke test).
-
-HEAD_FILE = "influence_head.npz"
-HEAD_SETTINGS: dict[str, float] = {
-    "weight_decay": 1e-2,  # lambda of R
-    "sgd_lr": 0.5,  # plain SGD on mini-batch means of R
-    "sgd_epochs": 30,
-    "every": 3,  # a checkpoint every 3 epochs (TracIn's)
-    "batch_size": 64,
-    "tol": 1e-6,  # L-BFGS until |grad R| < tol
-    "maxiter": 3000,
-}
-# How far the test logits at the end of the SGD phase may move when it is rerun elsewhere.
-# Measured: identical with 1 and 2 threads; at most 1e-6 when the initial weights are
-# jittered by 1e-7 (relative, 6 draws), i.e. the phase damps rounding differences. The
-# tolerance is 1000 x that, still 1e-4 of the largest logit (5.9).
-SGD_LOGIT_TOL = 1e-3
-
-
-@functools.cache
-def _head_model():
-    from helpers import model as model_lib
-
-    return model_lib.make_head()
-
-
-def head_loss(params: Params, f: jax.Array, y: jax.Array) -> jax.Array:
-    """Per-example loss `[B]` of the CNN's dense head on features `f [B, 53]`: binary
-    cross-entropy of its logits (the interface every function of this module takes)."""
-    return optax.sigmoid_binary_cross_entropy(_head_model().apply(params, f), y)
-
-
-class HeadProblem(NamedTuple):
-    feat_train: jax.Array  # [N, 53] head features of the training peptides
-    y_train: jax.Array  # [N] float32 labels
-    feat_test: jax.Array  # [T, 53]
-    y_test: jax.Array  # [T]
-
-
-def head_problem(cnn_params: Params | None = None) -> HeadProblem:
-    """The head's data: the 53 features of every training and test peptide under the
-    shipped CNN (or `cnn_params`), computed once in batches of 1024."""
-    from helpers import data as data_lib
-    from helpers import model as model_lib
-
-    if cnn_params is None:
-        cnn_params, _ = model_lib.load_pretrained()
-    features = jax.jit(model_lib.make_features().apply)
-    out = []
-    for split in ("train", "test"):
-        s = data_lib.load_split(split)
-        f = jnp.concatenate([features(cnn_params, s.x[i : i + 1024]) for i in range(0, len(s.y), 1024)])
-        out += [f, jnp.asarray(s.y, jnp.float32)]
-    return HeadProblem(*out)
-
-
-class HeadRun(NamedTuple):
-    fit: FitResult | None  # the L-BFGS minimum (None with polish=False)
-    checkpoints: list  # parameters after every `every` SGD epochs
-    sgd_params: Params  # where SGD ended and L-BFGS started
-
-
-def train_head(
-    feat_train, y_train, *, seed: int, weight_decay: float = HEAD_SETTINGS["weight_decay"],
-    sgd_lr: float = HEAD_SETTINGS["sgd_lr"], sgd_epochs: int = HEAD_SETTINGS["sgd_epochs"],
-    every: int = HEAD_SETTINGS["every"], batch_size: int = HEAD_SETTINGS["batch_size"],
-    tol: float = HEAD_SETTINGS["tol"], maxiter: int = HEAD_SETTINGS["maxiter"], polish: bool = True,
-) -> HeadRun:
-    """SGD from a fresh init (checkpoints every `every` epochs), then L-BFGS to the minimum."""
-    from helpers import training
-
-    head, n = _head_model(), len(y_train)
-    if not 1 <= batch_size <= n or sgd_epochs < 1 or every < 1:
-        raise ValueError(f"need 1 <= batch_size <= N = {n}, sgd_epochs >= 1, every >= 1; "
-                         f"got {batch_size}, {sgd_epochs}, {every}")
-    p = head.init(jax.random.PRNGKey(seed), feat_train[:1])
-    opt = optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(sgd_lr))  # SGD on R
-    epoch = training.make_epoch(training.make_update(head, opt))
-    state = training.TrainState(p, opt.init(p), jnp.zeros([], jnp.int32))
-    rng, checkpoints = np.random.default_rng(seed), []
-    for ep in range(1, sgd_epochs + 1):
-        batches = rng.permutation(n)[: n // batch_size * batch_size].reshape(-1, batch_size)
-        state, _ = epoch(state, feat_train, y_train, jnp.asarray(batches))
-        if ep % every == 0:
-            checkpoints.append(state.params)
-    if not polish:
-        return HeadRun(None, checkpoints, state.params)
-    final = fit(head_loss, state.params, feat_train, y_train, weight_decay=weight_decay, tol=tol, maxiter=maxiter)
-    return HeadRun(final, checkpoints, state.params)
-
-
-def head_study(*, seeds: tuple[int, ...] = (0, 1), settings: dict | None = None, command: str = "") -> dict[str, np.ndarray]:
-    """What `python -m helpers.influence` ships: the head of `seeds[0]` trained to its
-    minimum (`theta`, flattened, with L-BFGS `iterations` and final `grad_norm`), the test
-    logits where its SGD phase ended (`sgd_test_logits`, a fingerprint for rerunning the SGD
-    phase elsewhere), and for every further seed its test losses and final |grad R|
-    (`other_test_losses [S-1, T]`, `other_grad_norm`); the settings as `config_*`."""
-    settings = {**HEAD_SETTINGS, **(settings or {})}
-    prob = head_problem()
-    head = _head_model()
-    runs = [train_head(prob.feat_train, prob.y_train, seed=s, **settings) for s in seeds]
-    out = {
-        "theta": np.asarray(flatten(runs[0].fit.params)[0]),
-        "iterations": np.asarray(runs[0].fit.iterations),
-        "grad_norm": np.asarray(runs[0].fit.grad_norm),
-        "sgd_test_logits": np.asarray(head.apply(runs[0].sgd_params, prob.feat_test)),
-        "test_losses": np.asarray(head_loss(runs[0].fit.params, prob.feat_test, prob.y_test)),
-        "other_seeds": np.array(seeds[1:], int),
-        "other_test_losses": np.array([np.asarray(head_loss(r.fit.params, prob.feat_test, prob.y_test)) for r in runs[1:]]),
-        "other_grad_norm": np.array([float(r.fit.grad_norm) for r in runs[1:]]),
-        "other_iterations": np.array([int(r.fit.iterations) for r in runs[1:]]),
-        "config_seed": np.array(seeds[0]),
-        "config_command": np.array(command),
-        "config_jax": np.array(jax.__version__),
-    }
-    out.update({f"config_{k}": np.array(v) for k, v in settings.items()})
-    return out
-
-
-WEAK_FILE = "influence_weak.npz"
-
-
-def weak_study(*, weight_decay: float = 1e-3, seeds: tuple[int, ...] = (0, 1), removals: int = 15,
-               lanczos_steps: int = 60, cg_maxiter: int = 500, maxiter: int = 6000, command: str = "") -> dict[str, np.ndarray]:
-    """The head at a weaker weight decay (Koh & Liang's 1e-3 by default): `train_head` for
-    each seed (more L-BFGS steps allowed), the test losses of every seed
-    (`test_losses [S, T]`), the seed-0 head (`theta`), Lanczos's smallest Ritz values with
-    their bounds, influence on the test peptide of largest loss (`test_index`) by CG, and
-    leave-one-out retraining from the seed-0 minimum for the `removals` training peptides of
-    largest predicted effect (`removed`, `predicted`, `actual`, L-BFGS `loo_iterations`,
-    `loo_grad_norm`)."""
-    prob = head_problem()
-    n = len(prob.y_train)
-    runs = [train_head(prob.feat_train, prob.y_train, seed=s, weight_decay=weight_decay, maxiter=maxiter) for s in seeds]
-    params = runs[0].fit.params
-    losses = np.array([np.asarray(head_loss(r.fit.params, prob.feat_test, prob.y_test)) for r in runs])
-    hvp = make_hvp(head_loss, params, prob.feat_train, prob.y_train, weight_decay=weight_decay)
-    lz = lanczos(hvp, flatten(params)[0].size, jax.random.PRNGKey(2), steps=lanczos_steps)
-    ti = int(np.argmax(losses[0]))
-    test = (prob.feat_test[ti : ti + 1], prob.y_test[ti : ti + 1])
-    g = per_example_grads(head_loss, params, *test)
-    sol = conjugate_gradient(hvp, g, maxiter=cg_maxiter)
-    predicted = np.asarray(directional_derivatives(head_loss, params, prob.feat_train, prob.y_train, sol.x))[0] / n
-    removed = np.argsort(-np.abs(predicted))[:removals]
-    actual, its, gns = [], [], []
-    for j in removed:
-        loo = fit(head_loss, params, prob.feat_train, prob.y_train, weight_decay=weight_decay,
-                  weights=removal_weights(n, [j])[0].astype(np.float32), tol=HEAD_SETTINGS["tol"], maxiter=maxiter)
-        actual.append(float(head_loss(loo.params, *test)[0]) - losses[0, ti])
-        its.append(int(loo.iterations))
-        gns.append(float(loo.grad_norm))
-    return {
-        "theta": np.asarray(flatten(params)[0]), "seeds": np.array(seeds), "test_losses": losses,
-        "iterations": np.array([int(r.fit.iterations) for r in runs]),
-        "grad_norm": np.array([float(r.fit.grad_norm) for r in runs]),
-        "ritz_values": lz.ritz_values[:5], "ritz_bounds": lz.error_bounds[:5], "ritz_top": np.array(lz.ritz_values[-1]),
-        "test_index": np.array(ti), "cg_iterations": np.asarray(sol.iterations)[0], "cg_residual": np.asarray(sol.residual)[0],
-        "cg_negative_curvature": np.asarray(sol.negative_curvature)[0],
-        "removed": removed, "predicted": predicted[removed], "actual": np.array(actual),
-        "loo_iterations": np.array(its), "loo_grad_norm": np.array(gns),
-        "config_weight_decay": np.array(weight_decay), "config_maxiter": np.array(maxiter),
-        "config_command": np.array(command), "config_jax": np.array(jax.__version__),
-    }
-
-
-class HeadStudy(NamedTuple):
-    params: Params  # the trained head (seed 0)
-    data: dict[str, np.ndarray]  # every array of the file
-
-
-def load_head_study(path=None, *, name: str = HEAD_FILE) -> HeadStudy:
-    """The shipped `influence_head.npz` (`name=WEAK_FILE`: the weak-weight-decay study), or
-    the file at `path`, with the head's parameters unflattened into haiku's layout."""
-    from helpers import model as model_lib
-
-    path = path or model_lib.pretrained_dir() / name
-    with np.load(path) as f:
-        d = {k: f[k] for k in f.files}
-    template = _head_model().init(jax.random.PRNGKey(0), jnp.zeros((1, 53), jnp.float32))
-    _, unravel = flatten(template)
-    return HeadStudy(unravel(jnp.asarray(d["theta"])), d)
-
-
 def main(argv=None) -> None:
-    import argparse
-    import sys
-    import time
+    """`python -m helpers.influence [--weak | --mislabel | --damping] [--small] [--out F]`:
+    the shipped studies of chapter 9, which live in `helpers.influence_experiments`."""
+    from helpers import influence_experiments
 
-    from helpers import model as model_lib
-
-    p = argparse.ArgumentParser(description="Train chapter 9's head to its minimum (two seeds) and save it.")
-    p.add_argument("--out", default=None, help="output .npz (default: the shipped file)")
-    p.add_argument("--small", action="store_true", help="2 SGD epochs and 20 L-BFGS steps: a smoke test")
-    p.add_argument("--weak", action="store_true", help=f"the weak-weight-decay study instead ({WEAK_FILE})")
-    a = p.parse_args(argv)
-    t0 = time.perf_counter()
-    command = "python -m helpers.influence" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
-    if a.weak:
-        kw = dict(removals=2, lanczos_steps=5, cg_maxiter=5, maxiter=5) if a.small else {}
-        out = weak_study(command=command, **kw)
-        out_path = a.out or str(model_lib.pretrained_dir() / WEAK_FILE)
-        np.savez_compressed(out_path, **out)
-        print(f"weak weight decay: L-BFGS {out['iterations']} steps, {len(out['removed'])} retrainings "
-              f"in {time.perf_counter() - t0:.0f} s -> {out_path}")
-        return
-    settings = {"sgd_epochs": 2, "every": 1, "maxiter": 20} if a.small else {}
-    out = head_study(settings=settings, command=command)
-    out_path = a.out or str(model_lib.pretrained_dir() / HEAD_FILE)
-    np.savez_compressed(out_path, **out)
-    print(f"head trained ({int(out['iterations'])} L-BFGS steps, |grad R| {float(out['grad_norm']):.1e}) "
-          f"in {time.perf_counter() - t0:.0f} s -> {out_path}")
+    influence_experiments.main(argv)
 
 
 if __name__ == "__main__":

@@ -225,3 +225,25 @@ def table_heatmap(table, *, ax=None, cbar_label: str = "value", title: str | Non
     if title:
         ax.set_title(title)
     return ax
+
+
+def found_curves(checked, curves: dict, *, ax=None, title: str | None = None,
+                 xlabel: str = "fraction of training set checked", ylabel: str = "fraction of flipped labels found"):
+    """Planted errors found against the share of the data checked: one line per entry of
+    `curves` (`[F]` on `checked [F]`, or `[S, F]` over S repeats: the mean, with the min-max
+    band), and the diagonal that checking in random order follows on average."""
+    checked = np.asarray(checked, dtype=float)
+    ax = _ax(ax, figsize=(5, 3.6))
+    for label, values in curves.items():
+        values = np.atleast_2d(np.asarray(values, dtype=float))
+        if values.shape[-1] != checked.shape[0]:
+            raise ValueError(f"curve {label!r} has {values.shape[-1]} points, checked has {checked.shape[0]}")
+        line, = ax.plot(checked, values.mean(axis=0), label=label, lw=1.6)
+        if len(values) > 1:
+            ax.fill_between(checked, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2, lw=0)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
+    return ax

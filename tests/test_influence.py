@@ -9,6 +9,8 @@ import pytest
 
 from helpers import data as D
 from helpers import influence as I
+from helpers import influence_experiments as E
+from helpers import spectrum as S
 from helpers import model as M
 
 WD = 1e-3
@@ -20,10 +22,10 @@ def convex():
     (params, (x_train, y_train), (x_test, y_test))."""
     tr, te = D.load_split("train"), D.load_split("test")
     with jax.enable_x64(True):
-        xtr = np.asarray(I.composition_features(tr.x), np.float64)
-        xte = np.asarray(I.composition_features(te.x), np.float64)
+        xtr = np.asarray(E.composition_features(tr.x), np.float64)
+        xte = np.asarray(E.composition_features(te.x), np.float64)
         p0 = {"w": jnp.zeros(20), "b": jnp.zeros(())}
-        fit = I.fit(I.logistic_loss, p0, xtr, tr.y, weight_decay=WD, method="newton", tol=1e-12)
+        fit = I.fit(E.logistic_loss, p0, xtr, tr.y, weight_decay=WD, method="newton", tol=1e-12)
         assert float(fit.grad_norm) < 1e-12
         params = jax.tree.map(np.asarray, fit.params)
     return params, (xtr, tr.y.astype(np.float64)), (xte, te.y.astype(np.float64))
@@ -45,8 +47,8 @@ def _mlp():
 def test_hvp_equals_exact_hessian_times_v(convex):
     params, (x, y), _ = convex
     with jax.enable_x64(True):
-        h = np.asarray(I.exact_hessian(I.logistic_loss, params, x, y, weight_decay=WD))
-        hvp = I.make_hvp(I.logistic_loss, params, x, y, weight_decay=WD)
+        h = np.asarray(I.exact_hessian(E.logistic_loss, params, x, y, weight_decay=WD))
+        hvp = I.make_hvp(E.logistic_loss, params, x, y, weight_decay=WD)
         v = np.random.default_rng(0).normal(size=21)
         np.testing.assert_allclose(np.asarray(hvp(jnp.asarray(v))), h @ v, rtol=1e-10, atol=1e-14)
     # non-convex, float32
@@ -61,16 +63,16 @@ def test_composition_makes_the_unregularised_hessian_singular(convex):
     # The 20 fractions sum to 1, so the bias is a sum of the weights: one zero eigenvalue.
     params, (x, y), _ = convex
     with jax.enable_x64(True):
-        ev = np.linalg.eigvalsh(np.asarray(I.exact_hessian(I.logistic_loss, params, x, y)))
+        ev = np.linalg.eigvalsh(np.asarray(I.exact_hessian(E.logistic_loss, params, x, y)))
     assert abs(ev[0]) < 1e-12 * ev[-1] and ev[1] > 1e-6
 
 
 def test_cg_and_lissa_match_a_dense_solve(convex):
     params, (x, y), (xt, yt) = convex
     with jax.enable_x64(True):
-        h = np.asarray(I.exact_hessian(I.logistic_loss, params, x, y, weight_decay=WD))
-        hvp = I.make_hvp(I.logistic_loss, params, x, y, weight_decay=WD)
-        b = np.asarray(I.per_example_grads(I.logistic_loss, params, xt[:3], yt[:3]))  # [3, 21]
+        h = np.asarray(I.exact_hessian(E.logistic_loss, params, x, y, weight_decay=WD))
+        hvp = I.make_hvp(E.logistic_loss, params, x, y, weight_decay=WD)
+        b = np.asarray(I.per_example_grads(E.logistic_loss, params, xt[:3], yt[:3]))  # [3, 21]
         truth = np.linalg.solve(h + 1e-3 * np.eye(21), b.T).T
         cg = I.conjugate_gradient(hvp, b, damping=1e-3, tol=1e-12, maxiter=200)
         np.testing.assert_allclose(np.asarray(cg.x), truth, rtol=1e-8)
@@ -83,7 +85,7 @@ def test_cg_and_lissa_match_a_dense_solve(convex):
         np.testing.assert_allclose(np.asarray(ls.x), truth, rtol=1e-6)
         assert float(ls.residual) < 1e-8
         # the stochastic version (mini-batches of 512) is close, not exact
-        hvp_b = I.make_hvp(I.logistic_loss, params, x, y, weight_decay=WD, batch_size=512)
+        hvp_b = I.make_hvp(E.logistic_loss, params, x, y, weight_decay=WD, batch_size=512)
         st = I.lissa(hvp_b, b[0], scale=1.5 * top, damping=1e-2, depth=500, key=jax.random.PRNGKey(0), repeats=2, full_hvp=hvp)
         assert np.linalg.norm(np.asarray(st.x) - truth) / np.linalg.norm(truth) < 0.1
         assert float(st.residual) < 0.1
@@ -100,7 +102,7 @@ def test_extreme_eigenvalues_of_a_known_spectrum():
     q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(30, 30)))
     spectrum = np.linspace(-0.5, 4.0, 30)
     a = jnp.asarray(q @ np.diag(spectrum) @ q.T, jnp.float32)
-    hi, lo = I.extreme_eigenvalues(lambda v: a @ v, 30, jax.random.PRNGKey(0), iters=400)
+    hi, lo = S.extreme_eigenvalues(lambda v: a @ v, 30, jax.random.PRNGKey(0), iters=400)
     assert abs(hi - 4.0) < 1e-3 and abs(lo + 0.5) < 0.05
 
 
@@ -124,20 +126,20 @@ def test_influence_predicts_leave_one_out_on_the_convex_model(convex):
     with jax.enable_x64(True):
         for t in (0, 5):
             test = (xt[t : t + 1], yt[t : t + 1])
-            res = I.influence(I.logistic_loss, params, train, test, weight_decay=WD, tol=1e-10)
-            ex = I.influence(I.logistic_loss, params, train, test, weight_decay=WD, solver="exact")
+            res = I.influence(E.logistic_loss, params, train, test, weight_decay=WD, tol=1e-10)
+            ex = I.influence(E.logistic_loss, params, train, test, weight_decay=WD, solver="exact")
             scale = np.abs(np.asarray(ex.removal)).max()
             np.testing.assert_allclose(np.asarray(res.removal), np.asarray(ex.removal), rtol=0, atol=1e-8 * scale)
             np.testing.assert_allclose(np.asarray(res.up_loss), -len(train[1]) * np.asarray(res.removal))
             predicted = np.asarray(res.removal[0])
             top = np.argsort(-np.abs(predicted))[:40]
             loo = I.fit(
-                I.logistic_loss, params, *train, weight_decay=WD, method="newton", tol=1e-13,
+                E.logistic_loss, params, *train, weight_decay=WD, method="newton", tol=1e-13,
                 weights=I.removal_weights(len(train[1]), top),
             )
             assert np.all(np.asarray(loo.grad_norm) < 1e-13)
-            before = float(I.logistic_loss(params, *test)[0])
-            after = np.asarray(jax.vmap(lambda p, test=test: I.logistic_loss(p, *test)[0])(loo.params))
+            before = float(E.logistic_loss(params, *test)[0])
+            after = np.asarray(jax.vmap(lambda p, test=test: E.logistic_loss(p, *test)[0])(loo.params))
             actual = after - before
             assert np.corrcoef(predicted[top], actual)[0, 1] > 0.95
             np.testing.assert_allclose(predicted[top], actual, rtol=0.05, atol=1e-3 * np.abs(actual).max())
@@ -147,13 +149,13 @@ def test_lbfgs_and_newton_reach_the_same_minimum(convex):
     params, (x, y), _ = convex
     with jax.enable_x64(True):
         p0 = {"w": jnp.zeros(20), "b": jnp.zeros(())}
-        lb = I.fit(I.logistic_loss, p0, x, y, weight_decay=WD, method="lbfgs", tol=1e-10, maxiter=2000)
+        lb = I.fit(E.logistic_loss, p0, x, y, weight_decay=WD, method="lbfgs", tol=1e-10, maxiter=2000)
         assert float(lb.grad_norm) < 1e-10
         np.testing.assert_allclose(np.asarray(lb.params["w"]), params["w"], atol=1e-6)
         # one vmapped fit per weight row equals fitting each row alone
         w = I.removal_weights(len(y), [3, 10])
-        both = I.fit(I.logistic_loss, params, x, y, weight_decay=WD, weights=w, method="newton", tol=1e-12)
-        one = I.fit(I.logistic_loss, params, x, y, weight_decay=WD, weights=w[1], method="newton", tol=1e-12)
+        both = I.fit(E.logistic_loss, params, x, y, weight_decay=WD, weights=w, method="newton", tol=1e-12)
+        one = I.fit(E.logistic_loss, params, x, y, weight_decay=WD, weights=w[1], method="newton", tol=1e-12)
         np.testing.assert_allclose(np.asarray(both.params["w"][1]), np.asarray(one.params["w"]), atol=1e-12)
 
 
@@ -210,7 +212,7 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="batch_size"):
         I.make_hvp(loss, p, x, y, batch_size=0)
     with pytest.raises(ValueError, match="no residue"):
-        I.composition_features(np.zeros((2, 5, 21)))
+        E.composition_features(np.zeros((2, 5, 21)))
 
 
 def test_lanczos_matches_eigvalsh_on_a_small_matrix():
@@ -221,9 +223,9 @@ def test_lanczos_matches_eigvalsh_on_a_small_matrix():
     a = q @ np.diag(spectrum) @ q.T
     dense = np.linalg.eigvalsh(a)
     with jax.enable_x64(True):
-        full = I.lanczos(lambda v: jnp.asarray(a) @ v, 40, jax.random.PRNGKey(0), steps=40)
+        full = S.lanczos(lambda v: jnp.asarray(a) @ v, 40, jax.random.PRNGKey(0), steps=40)
         np.testing.assert_allclose(full.ritz_values, dense, atol=1e-10)  # K = P: every eigenvalue
-        part = I.lanczos(lambda v: jnp.asarray(a) @ v, 40, jax.random.PRNGKey(0), steps=20)
+        part = S.lanczos(lambda v: jnp.asarray(a) @ v, 40, jax.random.PRNGKey(0), steps=20)
     # fewer steps: the extremes first, and every Ritz value within its bound of an eigenvalue
     assert abs(part.ritz_values[0] - dense[0]) < 1e-6 and abs(part.ritz_values[-1] - dense[-1]) < 1e-6
     dist = np.abs(part.ritz_values[:, None] - dense[None]).min(axis=1)
@@ -231,30 +233,30 @@ def test_lanczos_matches_eigvalsh_on_a_small_matrix():
     assert part.ritz_values[0] >= dense[0] - 1e-12  # a Rayleigh quotient never undershoots
     # float32 and a positive definite matrix with a cluster near zero: found, not blended
     pd = q @ np.diag(np.abs(spectrum) + 0.01) @ q.T
-    lz = I.lanczos(lambda v: jnp.asarray(pd, jnp.float32) @ v, 40, jax.random.PRNGKey(1), steps=30)
+    lz = S.lanczos(lambda v: jnp.asarray(pd, jnp.float32) @ v, 40, jax.random.PRNGKey(1), steps=30)
     assert abs(lz.ritz_values[0] - 0.0101) < 1e-4
     with pytest.raises(ValueError, match="steps"):
-        I.lanczos(lambda v: v, 5, jax.random.PRNGKey(0), steps=6)
+        S.lanczos(lambda v: v, 5, jax.random.PRNGKey(0), steps=6)
 
 
 def test_head_script_on_a_small_setting(tmp_path):
     out = tmp_path / "head.npz"
     I.main(["--small", "--out", str(out)])
-    st = I.load_head_study(out)
+    st = E.load_head_study(out)
     d = st.data
     assert int(d["config_sgd_epochs"]) == 2 and int(d["config_maxiter"]) == 20 and int(d["iterations"]) <= 20
     assert str(d["config_command"]).startswith("python -m helpers.influence --small")
     assert d["theta"].shape == (30016,) and d["other_test_losses"].shape == (1, len(d["test_losses"]))
     assert list(d["other_seeds"]) == [1]
     # the shipped parameters unflatten into the head's layout and give the saved test losses
-    prob = I.head_problem()
-    np.testing.assert_allclose(np.asarray(I.head_loss(st.params, prob.feat_test, prob.y_test)), d["test_losses"], rtol=1e-6, atol=1e-6)
+    prob = E.head_problem()
+    np.testing.assert_allclose(np.asarray(E.head_loss(st.params, prob.feat_test, prob.y_test)), d["test_losses"], rtol=1e-6, atol=1e-6)
     # the SGD phase of train_head alone ends where the script's did, on the same machine exactly
-    run = I.train_head(prob.feat_train, prob.y_train, seed=0, sgd_epochs=2, every=1, polish=False)
+    run = E.train_head(prob.feat_train, prob.y_train, seed=0, sgd_epochs=2, every=1, polish=False)
     assert len(run.checkpoints) == 2
     np.testing.assert_array_equal(np.asarray(M.make_head().apply(run.sgd_params, prob.feat_test)), d["sgd_test_logits"])
     with pytest.raises(ValueError, match="batch_size"):
-        I.train_head(prob.feat_train, prob.y_train, seed=0, batch_size=0, polish=False)
+        E.train_head(prob.feat_train, prob.y_train, seed=0, batch_size=0, polish=False)
 
 
 def test_shipped_head_is_reproduced_by_its_script():
@@ -266,28 +268,28 @@ def test_shipped_head_is_reproduced_by_its_script():
     SGD_LOGIT_TOL = 1e-3); after L-BFGS, parameters differed by up to 1.4e-3 (along nearly
     flat directions of R) and test losses by up to 3.7e-5. Tolerance for test losses: 1e-3,
     about 25 x that, and still below the median leave-one-out effect chapter 9 measures."""
-    st = I.load_head_study()
+    st = E.load_head_study()
     d = st.data
     assert str(d["config_command"]) == "python -m helpers.influence"
-    assert {k: float(d[f"config_{k}"]) for k in I.HEAD_SETTINGS} == {k: float(v) for k, v in I.HEAD_SETTINGS.items()}
+    assert {k: float(d[f"config_{k}"]) for k in E.HEAD_SETTINGS} == {k: float(v) for k, v in E.HEAD_SETTINGS.items()}
     assert float(d["grad_norm"]) < 1e-6 and float(d["other_grad_norm"][0]) < 1e-6
-    prob = I.head_problem()
-    run = I.train_head(prob.feat_train, prob.y_train, seed=0)
+    prob = E.head_problem()
+    run = E.train_head(prob.feat_train, prob.y_train, seed=0)
     sgd_logits = np.asarray(M.make_head().apply(run.sgd_params, prob.feat_test))
-    assert np.abs(sgd_logits - d["sgd_test_logits"]).max() < I.SGD_LOGIT_TOL
+    assert np.abs(sgd_logits - d["sgd_test_logits"]).max() < E.SGD_LOGIT_TOL
     assert float(run.fit.grad_norm) < 1e-6
-    losses = np.asarray(I.head_loss(run.fit.params, prob.feat_test, prob.y_test))
+    losses = np.asarray(E.head_loss(run.fit.params, prob.feat_test, prob.y_test))
     np.testing.assert_allclose(losses, d["test_losses"], atol=1e-3)
     # the shipped head is a minimum with the gradient summed on this machine
-    objective, theta, _ = I.make_objective(I.head_loss, st.params, prob.feat_train, prob.y_train,
-                                           weight_decay=I.HEAD_SETTINGS["weight_decay"])
+    objective, theta, _ = I.make_objective(E.head_loss, st.params, prob.feat_train, prob.y_train,
+                                           weight_decay=E.HEAD_SETTINGS["weight_decay"])
     assert float(jnp.linalg.norm(jax.grad(objective)(theta, 1.0))) < 2e-6
 
 
 def test_weak_study_script_on_a_small_setting(tmp_path):
     out = tmp_path / "weak.npz"
     I.main(["--weak", "--small", "--out", str(out)])
-    d = I.load_head_study(out).data
+    d = E.load_head_study(out).data
     assert float(d["config_weight_decay"]) == 1e-3 and str(d["config_command"]).startswith("python -m helpers.influence --weak --small")
     assert d["test_losses"].shape[0] == 2 and len(d["removed"]) == len(d["predicted"]) == len(d["actual"]) == 2
     assert int(d["test_index"]) == int(np.argmax(d["test_losses"][0]))
@@ -300,14 +302,128 @@ def test_shipped_weak_study_is_consistent():
     summation order) the predicted effects moved by 2e-5 of the largest. Tolerance 2% of the
     largest effect, 1000 x that: at this weight decay H has eigenvalues near 1e-5, along
     which CG's answer (relative residual 1e-5) can move more on another CPU."""
-    st = I.load_head_study(name=I.WEAK_FILE)
+    st = E.load_head_study(name=E.WEAK_FILE)
     d = st.data
     assert str(d["config_command"]) == "python -m helpers.influence --weak" and float(d["config_weight_decay"]) == 1e-3
     assert np.all(d["grad_norm"] < 1e-6) and np.all(d["loo_grad_norm"] < 1e-6)
-    prob = I.head_problem()
+    prob = E.head_problem()
     ti = int(d["test_index"])
     test = (prob.feat_test[ti : ti + 1], prob.y_test[ti : ti + 1])
-    np.testing.assert_allclose(np.asarray(I.head_loss(st.params, *test)), d["test_losses"][0, ti : ti + 1], rtol=1e-5)
-    res = I.influence(I.head_loss, st.params, (prob.feat_train, prob.y_train), test, weight_decay=1e-3, maxiter=500)
+    np.testing.assert_allclose(np.asarray(E.head_loss(st.params, *test)), d["test_losses"][0, ti : ti + 1], rtol=1e-5)
+    res = I.influence(E.head_loss, st.params, (prob.feat_train, prob.y_train), test, weight_decay=1e-3, maxiter=500)
     predicted = np.asarray(res.removal[0])[d["removed"]]
     np.testing.assert_allclose(predicted, d["predicted"], rtol=0, atol=0.02 * np.abs(d["predicted"]).max())
+
+
+def test_self_influence_and_tracin_self_against_dense_computations():
+    loss, p, x, y = _mlp()
+    h = np.asarray(I.exact_hessian(loss, p, x, y, weight_decay=1.0), np.float64)
+    g = np.asarray(I.per_example_grads(loss, p, x, y), np.float64)  # [40, 15]
+    truth = np.array([gi @ np.linalg.solve(h + 0.5 * np.eye(15), gi) for gi in g])
+    np.testing.assert_allclose(np.asarray(I.self_influence(loss, p, x, y, weight_decay=1.0, damping=0.5)), truth, rtol=1e-4)
+    # TracIn's self-influence is the diagonal of the TracIn matrix of the training set with itself
+    q = jax.tree.map(lambda a: 0.5 * a, p)
+    full = np.asarray(I.tracin(loss, [p, q], [0.3, 0.1], (x, y), (x, y)))
+    np.testing.assert_allclose(np.asarray(I.tracin_self(loss, [p, q], [0.3, 0.1], x, y, batch_size=16)), np.diag(full), rtol=1e-4)
+    with pytest.raises(ValueError, match="one learning rate per checkpoint"):
+        I.tracin_self(loss, [p], [], x, y)
+
+
+def test_proximal_fit_has_the_closed_form_of_ridge_regression():
+    # Least squares: argmin (1/N) sum w_i (x_i.t - y_i)^2 / 2 + lam/2 |t|^2 + d/2 |t - t0|^2 is
+    # (X^T W X / N + (lam + d) I)^-1 (X^T W y / N + d t0), whichever optimiser finds it.
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(True):
+        x, y = rng.normal(size=(30, 4)), rng.normal(size=30)
+        t0 = rng.normal(size=4)
+
+        def sq(t, xb, yb):
+            return 0.5 * (xb @ t - yb) ** 2
+
+        w = I.removal_weights(30, [7])[0]
+        for method in ("newton", "lbfgs"):
+            r = I.fit(sq, t0, x, y, weight_decay=0.1, weights=w, proximal=0.5, method=method, tol=1e-11, maxiter=500)
+            xw = x * w[:, None]
+            truth = np.linalg.solve(xw.T @ x / 30 + 0.6 * np.eye(4), xw.T @ y / 30 + 0.5 * t0)
+            np.testing.assert_allclose(np.asarray(r.params), truth, atol=1e-9)
+    with pytest.raises(ValueError, match="proximal"):
+        I.fit(sq, t0, x, y, proximal=-1.0)
+
+
+def test_damped_influence_predicts_the_proximal_response_on_the_convex_model(convex):
+    # Bae et al.: influence with damping d is the first-order proximal response, exactly checkable here
+    params, train, (xt, yt) = convex
+    with jax.enable_x64(True):
+        test = (xt[:1], yt[:1])
+        d = 1e-2
+        res = I.influence(E.logistic_loss, params, train, test, weight_decay=WD, damping=d, solver="exact")
+        top = np.argsort(-np.abs(np.asarray(res.removal[0])))[:10]
+        prox = I.fit(E.logistic_loss, params, *train, weight_decay=WD, proximal=d, method="newton", tol=1e-13,
+                     weights=I.removal_weights(len(train[1]), top))
+        before = float(E.logistic_loss(params, *test)[0])
+        actual = np.asarray(jax.vmap(lambda p: E.logistic_loss(p, *test)[0])(prox.params)) - before
+        np.testing.assert_allclose(np.asarray(res.removal[0])[top], actual, rtol=0.02)
+        # and it is not leave-one-out: the undamped prediction differs from it by more
+        loo = I.influence(E.logistic_loss, params, train, test, weight_decay=WD, solver="exact")
+        assert np.abs(np.asarray(loo.removal[0])[top] - actual).max() > 5 * np.abs(np.asarray(res.removal[0])[top] - actual).max()
+
+
+def test_found_curve_and_flip_labels():
+    scores = np.array([0.9, 0.1, 0.8, 0.3, 0.7])  # checked in the order 0, 2, 4, 3, 1
+    np.testing.assert_allclose(E.found_curve(scores, [2, 1], fractions=[0, 0.2, 0.4, 0.8, 1.0]), [0, 0, 0.5, 0.5, 1.0])
+    y = np.array([0, 1] * 50, np.float32)
+    noisy, flipped = E.flip_labels(y, fraction=0.1, seed=3)
+    assert len(flipped) == 10 and np.all(noisy[flipped] == 1 - y[flipped]) and (noisy != y).sum() == 10
+    np.testing.assert_array_equal(E.flip_labels(y, fraction=0.1, seed=3)[1], flipped)  # seeded
+    with pytest.raises(ValueError, match="fraction"):
+        E.flip_labels(y, fraction=1.5, seed=0)
+
+
+def test_mislabel_script_on_a_small_setting(tmp_path):
+    out = tmp_path / "mis.npz"
+    I.main(["--mislabel", "--small", "--out", str(out)])
+    d = E.load_study(E.MISLABEL_FILE, out)
+    assert str(d["config_command"]).startswith("python -m helpers.influence --mislabel --small")
+    n = d["train_loss"].shape[1]
+    assert d["flipped"].shape == (1, round(0.1 * n)) and d["self_influence"].shape == d["tracin_self"].shape == (1, n)
+    assert float(d["grad_norm"][0]) < 1e-8 and np.all(d["self_influence"] >= 0) and np.all(d["tracin_self"] >= 0)
+
+
+def test_shipped_mislabel_study_is_reproduced_where_cheap():
+    """The flips are recomputed exactly, and the convex model's scores (Newton, float64) to
+    1e-6: a deterministic fit to |grad| < 1e-10, so summation order moves them by rounding only."""
+    d = E.load_study(E.MISLABEL_FILE)
+    assert str(d["config_command"]) == "python -m helpers.influence --mislabel"
+    tr = D.load_split("train")
+    comp = np.asarray(E.composition_features(tr.x), np.float64)
+    for s, seed in enumerate(d["config_flip_seeds"]):
+        noisy, flipped = E.flip_labels(tr.y, fraction=float(d["config_fraction"]), seed=int(seed))
+        np.testing.assert_array_equal(flipped, d["flipped"][s])
+        if s == 0:
+            with jax.enable_x64(True):
+                fit = I.fit(E.logistic_loss, {"w": jnp.zeros(20), "b": jnp.zeros(())}, comp, noisy.astype(np.float64),
+                            weight_decay=1e-3, method="newton", tol=1e-12)
+                si = np.asarray(I.self_influence(E.logistic_loss, fit.params, comp, noisy.astype(np.float64), weight_decay=1e-3))
+            np.testing.assert_allclose(si, d["convex_self_influence"][0], rtol=1e-6)
+
+
+def test_shipped_damping_study_is_reproduced():
+    """The shipped file's largest damping recomputed here: CG's
+    prediction (relative residual < 1e-5) and one proximal retraining (L-BFGS to 1e-6).
+    Tolerance 1 % of the effect, far above what a change of summation order moves them
+    (the proximal term makes the problem well conditioned: d = 0.1 is ten times lambda)."""
+    d = E.load_study(E.DAMPING_FILE)
+    assert str(d["config_command"]) == "python -m helpers.influence --damping"
+    assert np.all(d["prox_grad_norm"] < 1e-6)
+    st = E.load_head_study()
+    prob = E.head_problem()
+    ti, j, damp = int(d["test_index"]), int(d["removed"][0]), float(d["config_dampings"][-1])
+    test = (prob.feat_test[ti : ti + 1], prob.y_test[ti : ti + 1])
+    res = I.influence(E.head_loss, st.params, (prob.feat_train, prob.y_train), test,
+                      weight_decay=E.HEAD_SETTINGS["weight_decay"], damping=damp)
+    np.testing.assert_allclose(float(res.removal[0, j]), d["predicted"][-1, 0], rtol=1e-2)
+    n = len(prob.y_train)
+    r = I.fit(E.head_loss, st.params, prob.feat_train, prob.y_train, weight_decay=E.HEAD_SETTINGS["weight_decay"],
+              proximal=damp, weights=I.removal_weights(n, [j])[0].astype(np.float32), tol=1e-6, maxiter=200)
+    actual = float(E.head_loss(r.params, *test)[0] - E.head_loss(st.params, *test)[0])
+    np.testing.assert_allclose(actual, d["proximal"][-1, 0], rtol=1e-2)

@@ -1,0 +1,92 @@
+"""Extreme eigenvalues of a symmetric matrix known only through products `hvp(v[P]) -> [P]`
+(a Hessian, in chapter 9): power iteration and Lanczos. Split out of `helpers.influence`.
+
+Shape glossary: P the dimension (parameters, flattened), K Lanczos steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Hvp = Callable[[jax.Array], jax.Array]  # hvp(v[P]) -> [P]
+
+
+def extreme_eigenvalues(hvp: Hvp, dim: int, key: jax.Array, *, iters: int = 100) -> tuple[float, float]:
+    """`(largest, smallest)` eigenvalue of H by power iteration with `hvp(v[dim])`.
+
+    The largest (in magnitude) from H, then the smallest from the shifted matrix
+    `largest I - H`. A negative smallest value means the objective is not convex there
+    and H^-1 is not a meaningful quadratic model: use damping above its magnitude.
+    """
+    if dim < 1 or iters < 1:
+        raise ValueError(f"need dim >= 1 and iters >= 1, got {dim}, {iters}")
+
+    def power(matvec, v):
+        def body(v, _):
+            w = matvec(v)
+            return w / jnp.linalg.norm(w), None
+
+        v, _ = jax.lax.scan(body, v / jnp.linalg.norm(v), None, length=iters)
+        return jnp.vdot(v, matvec(v))
+
+    @jax.jit
+    def both(k1, k2):  # one compiled program for the two runs
+        top = power(hvp, jax.random.normal(k1, (dim,)))
+        return top, power(lambda v: top * v - hvp(v), jax.random.normal(k2, (dim,)))
+
+    top, shifted = both(*jax.random.split(key))
+    return float(top), float(top - shifted)
+
+
+class LanczosResult(NamedTuple):
+    ritz_values: np.ndarray  # [K]: eigenvalues of the K x K tridiagonal matrix, ascending
+    error_bounds: np.ndarray  # [K]: each Ritz value has an eigenvalue of H within this distance
+    steps: int  # K, the number of Hessian-vector products used
+
+
+def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50) -> LanczosResult:
+    """The extreme eigenvalues of a symmetric H from `steps` products `hvp(v[dim])`.
+
+    Lanczos builds an orthonormal basis Q of the Krylov space {v, Hv, ..., H^(K-1) v}
+    (re-orthogonalised against every earlier vector, which float32 needs) in which H is
+    the tridiagonal T = Q^T H Q; the eigenvalues of T, the Ritz values, approximate the
+    extreme eigenvalues of H far faster than power iteration (Golub & Van Loan,
+    *Matrix Computations*, ch. 10). Each Ritz value theta with eigenvector s of T has an
+    eigenvalue of H within |beta_K s_K|, its `error_bounds` entry. The smallest Ritz value
+    is never below the smallest eigenvalue of H (it is a Rayleigh quotient): a negative one
+    proves negative curvature, a positive one only fails to find any.
+    """
+    if dim < 1 or not 1 <= steps <= dim:
+        raise ValueError(f"need dim >= 1 and 1 <= steps <= dim, got dim={dim}, steps={steps}")
+    v0 = jax.random.normal(key, (dim,))
+    q0 = v0 / jnp.linalg.norm(v0)
+
+    def body(c, j):
+        basis, alphas, betas = c
+        q = basis[j]
+        w = hvp(q)
+        alpha = jnp.vdot(q, w)
+        # Gram-Schmidt against every vector so far, twice (rows after j are still zero).
+        w = w - basis.T @ (basis @ w)
+        w = w - basis.T @ (basis @ w)
+        beta = jnp.linalg.norm(w)
+        nxt = jnp.where(beta > 0, w / jnp.where(beta > 0, beta, 1.0), 0.0)
+        basis = basis.at[j + 1].set(nxt)
+        return (basis, alphas.at[j].set(alpha), betas.at[j].set(beta)), None
+
+    @jax.jit
+    def run(q0):
+        basis = jnp.zeros((steps + 1, dim), q0.dtype).at[0].set(q0)
+        init = (basis, jnp.zeros(steps, q0.dtype), jnp.zeros(steps, q0.dtype))
+        return jax.lax.scan(body, init, jnp.arange(steps))[0]
+
+    _, alphas, betas = run(q0)
+    a, b = np.asarray(alphas, np.float64), np.asarray(betas, np.float64)
+    t = np.diag(a) + np.diag(b[:-1], 1) + np.diag(b[:-1], -1)
+    theta, s = np.linalg.eigh(t)
+    return LanczosResult(theta, np.abs(b[-1] * s[-1]), steps)
