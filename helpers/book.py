@@ -20,11 +20,14 @@ from typing import Any, NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 SETUP_TAGS = ["remove-cell"]
 
-# dm-haiku releases known to work with a range of jax releases, newest first: `(lowest jax,
-# dm-haiku)`. Measured (see `helpers.floors` and `.ci/run`, step "floors"): dm-haiku 0.0.15 to
-# 0.0.17 build and run the course CNN on jax 0.8.0 and 0.10.2; 0.0.13 and 0.0.14 fail to import
-# on jax 0.8.0 (`jax.lib.xla_extension`); 0.0.17 fails to import on jax < 0.4.36. The course
-# itself needs the jax floor of pyproject.toml (`jax.enable_x64` in chapter 9).
+# dm-haiku releases known to work with a range of jax releases: `(lowest jax, dm-haiku)`; the
+# cell takes the row with the highest lowest-jax not above Colab's jax. Measured on Python 3.11:
+# dm-haiku 0.0.15 and 0.0.17 import and apply a Conv1D + Linear network on jax 0.8.0 and on
+# jax 0.10.2 (0.0.16: on 0.10.2; on 0.8.0 it imports); 0.0.13 and 0.0.14 fail to import on jax 0.10.2 and 0.0.14 on jax 0.8.0
+# (`jax.lib.xla_extension`). CI runs dm-haiku 0.0.17 with jax 0.10.2 (requirements.txt) and
+# the floors, 0.0.15 with 0.8.0 (`helpers.floors`). Issue 18 reports that 0.0.17 fails to
+# import on jax < 0.4.36. Older jax than the floor of pyproject.toml is refused: the course
+# itself needs it (`jax.enable_x64`, chapter 9).
 HAIKU_FOR_JAX = [("0.8.0", "0.0.17")]
 
 _TEMPLATE = """\
