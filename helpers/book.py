@@ -20,19 +20,42 @@ from typing import Any, NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 SETUP_TAGS = ["remove-cell"]
 
-_TEMPLATE = '''\
-# Colab setup: install what Colab lacks (dm-haiku and this course's `helpers`).
+# dm-haiku releases known to work with a range of jax releases: `(lowest jax, dm-haiku)`; the
+# cell takes the row with the highest lowest-jax not above Colab's jax. Measured on Python 3.11:
+# dm-haiku 0.0.15 and 0.0.17 import and apply a Conv1D + Linear network on jax 0.8.0 and on
+# jax 0.10.2 (0.0.16: on 0.10.2; on 0.8.0 it imports); 0.0.13 and 0.0.14 fail to import on jax 0.10.2 and 0.0.14 on jax 0.8.0
+# (`jax.lib.xla_extension`). CI runs dm-haiku 0.0.17 with jax 0.10.2 (requirements.txt) and
+# the floors, 0.0.15 with 0.8.0 (`helpers.floors`). Issue 18 reports that 0.0.17 fails to
+# import on jax < 0.4.36. Older jax than the floor of pyproject.toml is refused: the course
+# itself needs it (`jax.enable_x64`, chapter 9).
+HAIKU_FOR_JAX = [("0.8.0", "0.0.17")]
+
+_TEMPLATE = """\
+# Colab setup: install what Colab lacks (dm-haiku and this course's `helpers` {version}).
 # Anywhere else this cell does nothing: install the course with its README instead.
 import sys
 
 if "google.colab" in sys.modules:
+    import re
     import subprocess
+    from importlib.metadata import version
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "dm-haiku",
-         "idl-jax-helpers @ git+{url}"],
-        check=True,
-    )'''
+    def release(v):  # "0.8.1" -> (0, 8, 1); "0.4.36.dev20241120" -> (0, 4, 36)
+        return tuple(int(p) for p in re.findall(r"\\d+", v)[:3])
+
+    jax_version = version("jax")
+    if release(jax_version) < release("{jax_floor}"):
+        raise RuntimeError(
+            f"This book needs jax >= {jax_floor}; this Colab has jax {{jax_version}}. Run "
+            "`!pip install -U 'jax>={jax_floor}'` (on a GPU runtime: 'jax[cuda12]>={jax_floor}'), "
+            "then Runtime > Restart session, and run this cell again.")
+    haiku = next(h for low, h in {table!r} if release(jax_version) >= release(low))
+    command = [sys.executable, "-m", "pip", "install", "-q", f"jax=={{jax_version}}",
+               f"dm-haiku=={{haiku}}", "idl-jax-helpers @ git+{url}@v{version}"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stdout, done.stderr, sep="\\n")
+        raise RuntimeError(f"pip failed (exit {{done.returncode}}), its output is above: {{' '.join(command[3:])}}")"""
 
 
 def glue(name: str, value, display: bool = False) -> None:
@@ -58,8 +81,35 @@ def repository_url(config: Path = ROOT / "_config.yml") -> str:
     return url.group(1).strip("\"'")
 
 
+def book_version(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """`[project] version` of `pyproject.toml`: releases are tagged `v<version>`."""
+    import tomllib
+
+    return tomllib.loads(Path(pyproject).read_text())["project"]["version"]
+
+
+def jax_floor(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """The lowest jax `pyproject.toml` allows."""
+    from helpers.floors import declared, floor
+
+    floors = dict(map(floor, declared(pyproject)))
+    return floors["jax"]
+
+
 def setup_cell_source(url: str | None = None) -> str:
-    return _TEMPLATE.format(url=url or repository_url())
+    """The Colab cell: stops with what to do when Colab's jax is older than the floor, else
+    installs the dm-haiku of `HAIKU_FOR_JAX` for it (keeping Colab's jax) and `helpers` at
+    the tag of this version, printing pip's output when pip fails."""
+    low = jax_floor()
+    table = sorted(HAIKU_FOR_JAX, key=lambda row: _release(row[0]), reverse=True)
+    if not table or table[-1][0] != low:
+        raise ValueError(f"HAIKU_FOR_JAX must start at the jax floor {low}, has {HAIKU_FOR_JAX}")
+    return _TEMPLATE.format(url=url or repository_url(), version=book_version(), jax_floor=low, table=table)
+
+
+def _release(v: str) -> tuple[int, ...]:
+    """`"0.8.1"` -> `(0, 8, 1)`, as the setup cell compares versions (no `packaging` on Colab needed)."""
+    return tuple(int(p) for p in re.findall(r"\d+", v)[:3])
 
 
 def chapters(root: Path = ROOT) -> list[Path]:

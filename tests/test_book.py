@@ -66,6 +66,7 @@ def test_sync_is_idempotent(tmp_path):
     src = CHAPTERS[0]
     copy = tmp_path / src.name
     copy.write_text(src.read_text())
+    book.sync([copy])  # the chapter as `python -m helpers.book sync` leaves it
     assert book.sync([copy]) == []  # already in sync
     nb = _nb(copy)
     nb["cells"] = [c for c in nb["cells"] if "google.colab" not in "".join(c["source"])]
@@ -113,3 +114,80 @@ def test_the_book_build_reuses_what_the_tests_executed(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Using cached notebook" in out.stdout + out.stderr
     assert 'The answer is <span class="pasted-text">42</span>' in (tmp_path / "_build" / "html" / "chapter.html").read_text()
+
+
+# ----------------------------------------------------------------------------- the Colab cell
+
+
+def _run_setup_cell(monkeypatch, jax_version, returncode=0, colab=True):
+    """Executes the setup cell as Colab would, with jax `jax_version` installed and pip
+    faked; returns the commands it ran."""
+    import importlib.metadata
+    import subprocess
+    import sys
+    import types
+
+    commands = []
+
+    def fake_run(command, **kwargs):
+        commands.append(list(command))
+        assert kwargs.get("capture_output") and kwargs.get("text")  # pip's output is kept to show
+        return subprocess.CompletedProcess(command, returncode, stdout="pip says: resolution impossible", stderr="pip err")
+
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: jax_version if name == "jax" else real_version(name))
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    if colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(book.setup_cell_source(), "<colab-setup>", "exec"), {"__name__": "__main__"})
+    return commands
+
+
+def test_setup_cell_names_the_version_and_the_jax_floor_of_pyproject():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    src = book.setup_cell_source()
+    assert f"git+{book.repository_url()}@v{project['version']}\"" in src  # the tagged release
+    assert book.jax_floor() in project["dependencies"][[d.split(">=")[0] for d in project["dependencies"]].index("jax")]
+    assert f'release("{book.jax_floor()}")' in src
+
+
+def test_setup_cell_on_a_current_jax_installs_the_matching_haiku_and_the_tagged_helpers(monkeypatch):
+    commands = _run_setup_cell(monkeypatch, "0.10.2")
+    assert len(commands) == 1
+    args = commands[0][commands[0].index("install") + 1:]
+    assert "jax==0.10.2" in args  # Colab's jax stays as it is
+    assert "dm-haiku==0.0.17" in args
+    assert f"idl-jax-helpers @ git+{book.repository_url()}@v{book.book_version()}" in args
+
+
+def test_setup_cell_picks_haiku_from_the_table(monkeypatch):
+    monkeypatch.setattr(book, "HAIKU_FOR_JAX", [("0.8.0", "0.0.15"), ("0.9.0", "0.0.16"), ("0.10.0", "0.0.17")])
+    for jax_version, haiku in [("0.8.0", "0.0.15"), ("0.8.3", "0.0.15"), ("0.9.2", "0.0.16"),
+                               ("0.10.2", "0.0.17"), ("0.11.0.dev20270101", "0.0.17")]:
+        assert f"dm-haiku=={haiku}" in _run_setup_cell(monkeypatch, jax_version)[0], jax_version
+
+
+def test_setup_cell_on_an_old_jax_stops_and_says_what_to_do(monkeypatch):
+    with pytest.raises(RuntimeError, match=r"needs jax >= 0\.8\.0; this Colab has jax 0\.4\.33\. Run .*pip install -U 'jax>=0\.8\.0'.*Restart session"):
+        _run_setup_cell(monkeypatch, "0.4.33")
+
+
+def test_setup_cell_shows_pips_output_when_pip_fails(monkeypatch, capsys):
+    with pytest.raises(RuntimeError, match=r"pip failed \(exit 1\), its output is above"):
+        _run_setup_cell(monkeypatch, "0.10.2", returncode=1)
+    out = capsys.readouterr().out
+    assert "pip says: resolution impossible" in out and "pip err" in out
+
+
+def test_setup_cell_does_nothing_outside_colab(monkeypatch):
+    assert _run_setup_cell(monkeypatch, "0.4.0", colab=False) == []
+
+
+def test_haiku_table_must_start_at_the_jax_floor(monkeypatch):
+    monkeypatch.setattr(book, "HAIKU_FOR_JAX", [("0.9.0", "0.0.17")])
+    with pytest.raises(ValueError, match="HAIKU_FOR_JAX"):
+        book.setup_cell_source()
