@@ -24,7 +24,7 @@ import haiku as hk
 import jax
 import numpy as np
 
-from helpers import attribution, perturbation, shapley, surrogate
+from helpers import attribution, perturbation, shapley, surrogate, validation
 from helpers.attribution import PredictFn
 
 # The course CNN's modules from the output down, the order of cascading randomisation.
@@ -54,6 +54,8 @@ def ranking(scores) -> np.ndarray:
 
 def _check_order(order, n: int) -> np.ndarray:
     order = np.asarray(order)
+    if order.size and not np.issubdtype(order.dtype, np.integer):
+        raise TypeError(f"order must hold integer residue indices, got dtype {order.dtype}")
     if order.shape != (n,) or sorted(order.tolist()) != list(range(n)):
         raise ValueError(f"order must be a permutation of the {n} residue indices 0..{n - 1}, got {order.tolist()}")
     return order
@@ -85,9 +87,10 @@ def faithfulness_curve(f: PredictFn, x, order, *, kind: str = "deletion", fill="
 
 def curve_area(curve) -> float:
     """Area under a curve `[n + 1]` over the fraction of residues moved, 0 to 1 (trapezoid)."""
-    c = np.asarray(curve, dtype=float)
+    c = validation.as_float_array(curve, "curve").astype(float)
     if c.ndim != 1 or len(c) < 2:
         raise ValueError(f"a curve needs at least 2 points, got shape {c.shape}")
+    validation.check_finite(c, "curve")
     return float(np.trapezoid(c, dx=1.0 / (len(c) - 1)))
 
 
@@ -95,11 +98,12 @@ def normalised_area(curve, kind: str) -> float:
     """`curve_area` of a deletion (first point = full peptide) or insertion (last point =
     full peptide) curve rescaled so that the full peptide is 1 and the empty one 0: a
     deletion area near 0 and an insertion area near 1 are best."""
-    c = np.asarray(curve, dtype=float)
+    c = validation.as_float_array(curve, "curve").astype(float)
     if kind not in ("deletion", "insertion"):
         raise ValueError(f"kind must be 'deletion' or 'insertion', got {kind!r}")
     if c.ndim != 1 or len(c) < 2:
         raise ValueError(f"a curve needs at least 2 points, got shape {c.shape}")
+    validation.check_finite(c, "curve")
     full, empty = (c[0], c[-1]) if kind == "deletion" else (c[-1], c[0])
     if abs(full - empty) < 1e-6:
         raise ValueError("the full and the empty peptide give the same logit: the curve cannot be normalised; skip this peptide")
@@ -273,6 +277,13 @@ def explainers(
     residues in place (padding fill); `length`: evaluate them on inputs cut to that many
     positions (as `perturbation.make_game`; one length for all peptides compiles once).
     A "random" method (a random order) is the control every method must beat."""
+    validation.check_callable(f, "f")
+    validation.check_int(ig_steps, "ig_steps", minimum=1)
+    validation.check_int(smooth_samples, "smooth_samples", minimum=1)
+    validation.check_number(smooth_sigma, "smooth_sigma", nonnegative=True)
+    validation.check_int(permutations, "permutations", minimum=4)
+    validation.check_int(kernel_samples, "kernel_samples", minimum=2)
+    validation.check_int(lime_samples, "lime_samples", minimum=2)
 
     def own(a, x):
         return np.asarray(attribution.per_residue(a, x))
