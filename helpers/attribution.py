@@ -458,8 +458,8 @@ def make_deeplift(
     def explain(x, baseline=None) -> DeepLiftResult:
         x = _as_input(x)
         b = _as_baseline(baseline, x)
-        if x.shape not in checked:  # once per shape, by tracing only (jax.eval_shape)
-            validation.check_factory_uses(make_f, activation, x.shape)
+        if x.shape not in checked:  # once per shape, by tracing only (nothing is computed)
+            _check_factory(make_f, activation, x.shape)
             validation.output_struct(f_dl, x.shape, name="make_f(activation)")
             checked.add(x.shape)
         attr, out = _explain(x, b)
@@ -467,6 +467,35 @@ def make_deeplift(
         return DeepLiftResult(attr, float(attr.sum()) - (fx - fb), fx, fb)
 
     return explain
+
+
+def _nonlinear_ops(jaxpr, found: set | None = None) -> set:
+    """Names of the elementwise nonlinearities (`SECANT_PRIMITIVES`) anywhere in a jaxpr."""
+    found = set() if found is None else found
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in SECANT_PRIMITIVES:
+            found.add(eqn.primitive.name)
+        for v in eqn.params.values():
+            for sub in v if isinstance(v, (tuple, list)) else (v,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    _nonlinear_ops(inner, found)
+    return found
+
+
+def _check_factory(make_f, activation, shape: tuple) -> None:
+    """DeepLIFT must not silently explain another model: if `make_f` ignores the activation
+    it is given, the model it builds may have no nonlinearity at all (a linear model, where
+    DeepLIFT needs no rescale rule and is exact), else refuse."""
+    used, closed = validation.factory_uses(make_f, activation, shape)
+    ops = set() if used else _nonlinear_ops(closed.jaxpr)
+    if ops:
+        raise ValueError(
+            f"make_f ignored its activation argument, and the model it returns has nonlinear "
+            f"operations ({', '.join(sorted(ops))}) that the rescale rule would not reach: DeepLIFT would "
+            f"silently explain it by its gradients. make_f must build the model with the activation it "
+            f"receives, e.g. `lambda act: cnn.predict_fn(params, activation=act)` (deeplift_traced needs no factory)"
+        )
 
 
 def deeplift(

@@ -347,8 +347,8 @@ def search(
     with one already chosen. An empty list (with `message`) means nothing was found within
     `max_edits` under the constraints; a beam search can miss what exists, the exhaustive
     search cannot. Raises for a peptide already of the target class, constraints that
-    allow no edit at all, or a level that would hold more than `max_candidates` peptides
-    (checked before it is built: narrow the beam). Edits are reported as a shortest script recomputed from the two
+    allow no edit at all, or a level that would hold more than `max_candidates` distinct
+    peptides (checked while it is built, before it is evaluated: narrow the beam). Edits are reported as a shortest script recomputed from the two
     sequences; where a frozen residue has an identical neighbour, that script may name
     either copy (the resulting peptide is the same).
     """
@@ -384,17 +384,17 @@ def search(
     complete = 0  # levels 1 .. complete enumerated in full
     beam_full = True  # the beam holds every peptide of the previous level
     for depth in range(1, max_edits + 1):
-        bound = sum(_neighbour_bound(b, operations, alphabet, min_length, max_length) for b in beam)
-        if bound > max_candidates:
-            raise ValueError(
-                f"search level {depth} would hold up to {bound:,} candidate peptides ({len(beam):,} in the "
-                f"beam, {evaluated:,} evaluated so far), above max_candidates = {max_candidates:,}: "
-                f"set beam_width (e.g. 64) or lower max_edits, or raise max_candidates knowingly")
         level: set[str] = set()
         for b in beam:
             fr = _shifted_frozen(s, b, frozen)
             level |= _neighbours(b, operations=operations, alphabet=alphabet, frozen=fr,
                                 min_length=min_length, max_length=max_length)
+            if len(level) > max_candidates:  # refuse before the level exhausts memory
+                bound = sum(_neighbour_bound(c, operations, alphabet, min_length, max_length) for c in beam)
+                raise ValueError(
+                    f"search level {depth} would hold more than {max_candidates:,} candidate peptides "
+                    f"(up to {bound:,}, from {len(beam):,} in the beam; {evaluated:,} evaluated so far): "
+                    f"set beam_width (e.g. 64) or lower max_edits, or raise max_candidates knowingly")
         level -= seen
         if not level:
             if beam_full and complete == depth - 1:

@@ -86,11 +86,16 @@ def _linear_factory(act):
 
 
 def test_deeplift_refuses_a_factory_that_ignores_the_activation():
-    explain = A.make_deeplift(lambda act: G)  # the activation is never used
-    with pytest.raises(ValueError, match="make_f ignored its activation argument"):
-        explain(X)
+    def ignores(act):  # builds tanh(linear) whatever activation it is given
+        return lambda xb: jnp.tanh(G(xb))
+
+    with pytest.raises(ValueError, match=r"make_f ignored its activation argument.*\(tanh\)"):
+        A.make_deeplift(ignores)(X)
     with pytest.raises(ValueError, match="make_f ignored"):
-        A.deeplift(lambda act: G, X)
+        A.deeplift(ignores, X)
+    # a linear model has no activation to rewrite: ignoring it is right, DeepLIFT is exact
+    res = A.deeplift(lambda act: G, X)
+    np.testing.assert_allclose(res.attributions, X * M.hydropathy_weights(), atol=1e-6)
 
 
 def test_deeplift_checks_the_factory_models_output():
@@ -263,7 +268,7 @@ BAD = [
     ("search/non-ASCII", lambda: CF.search(F, "KLWKKLLKAß", length=L), "position 10"),
     # --- work that explodes: refused up front with the count and a way out
     ("search/level too large", lambda: CF.search(NEVER_FLIPS, PEPTIDE, max_edits=3, beam_width=None, length=L, max_candidates=10_000),
-     r"search level 2 would hold up to [\d,]+ candidate peptides.*set beam_width"),
+     r"search level 2 would hold more than 10,000 candidate peptides \(up to [\d,]+, from.*set beam_width"),
     ("all_coalitions/too many players", lambda: SH.all_coalitions(40), r"2\^40 = 1,099,511,627,776 coalitions"),
     ("kernel_shap/n_samples huge", lambda: SH.kernel_shap(F, X, KEY, n_samples=10**9, baseline="padding"), "n_samples = 1,000,000,000"),
     ("shapley_exact/max_players huge", lambda: SH.shapley_exact(F, X, baseline="padding", max_players=60), "max_players"),
