@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import haiku as hk
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from helpers import attribution, perturbation, shapley, surrogate, validation
@@ -136,6 +137,7 @@ def credit_imbalance(scores, mask_a, mask_b) -> float:
     a, b = np.asarray(mask_a, dtype=bool), np.asarray(mask_b, dtype=bool)
     if s.ndim != 1 or a.shape != s.shape or b.shape != s.shape:
         raise ValueError(f"scores {s.shape}, mask_a {a.shape} and mask_b {b.shape} must be [n] of equal length")
+    validation.check_finite(s, "scores")
     sa, sb = s[a].sum(), s[b].sum()
     if abs(sa) + abs(sb) == 0:
         raise ValueError("neither group has any credit: the split is undefined")
@@ -159,6 +161,7 @@ def road_probabilities(x, keep, *, noise: float = 0.1, background=None) -> np.nd
     n = int(x[:, 1:].sum(axis=1).astype(bool).sum())
     if keep.shape != (n,):
         raise ValueError(f"keep must be [n] = [{n}] bool (one per residue), got shape {keep.shape}")
+    noise = validation.check_number(noise, "noise")
     if not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must lie in [0, 1], got {noise}")
     bg = np.full(20, 1 / 20) if background is None else np.asarray(background, dtype=float)
@@ -191,8 +194,8 @@ def road_inputs(x, masks, key, *, samples: int = 4, noise: float = 0.1, backgrou
     """`[C, samples, L, A]` one-hot inputs: for each coalition `masks [C, n]`, `samples`
     peptides whose removed residues are drawn from `road_probabilities` (a real residue in
     every position: no holes, the same length)."""
-    if samples < 1:
-        raise ValueError(f"samples must be at least 1, got {samples}")
+    validation.check_int(samples, "samples", minimum=1)
+    validation.check_key(key)
     x = np.asarray(x, dtype=np.float32)
     masks = np.asarray(masks, dtype=bool)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
@@ -227,7 +230,7 @@ def road_curve(f: PredictFn, x, order, key, *, kind: str = "deletion", samples: 
     # pad the batch to (positions + 1) x samples rows: every peptide length shares one compiled shape
     rows = (x.shape[0] + 1) * samples
     batch = np.concatenate([batch, np.repeat(x[None], rows - len(batch), 0)])
-    logits = np.asarray(f(batch), dtype=float)[: len(masks) * samples]
+    logits = validation.model_outputs(f, jnp.asarray(batch))[: len(masks) * samples]
     return logits.reshape(len(masks), samples).mean(axis=1)
 
 
