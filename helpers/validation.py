@@ -148,7 +148,7 @@ def check_logits(out, batch: int, *, name: str = "f") -> np.ndarray:
     if arr.ndim == 2 and shape[0] == batch:
         raise ValueError(
             f"the model {name} returned shape {shape} ({shape[1]} outputs per input, e.g. class "
-            f"probabilities): explainers need one logit per input, shape [B]; for two classes pass "
+            f"probabilities): explainers need logits of shape [B], one per input; for two classes pass "
             f"the log-odds of the class to explain, e.g. `lambda x: jnp.log(p(x)[:, 1]) - jnp.log(p(x)[:, 0])`"
         )
     if shape != (batch,):

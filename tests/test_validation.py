@@ -41,7 +41,7 @@ NAN_X[2, 3] = np.nan
 
 BAD_MODELS = {
     "[B,1]": (lambda x: G(x)[:, None], r"model f returned shape \(\d+, 1\).*drop the last axis"),
-    "[B,2] probabilities": (lambda x: jax.nn.softmax(jnp.stack([G(x), -G(x)], 1)), r"model f returned shape \(\d+, 2\).*one logit per input"),
+    "[B,2] probabilities": (lambda x: jax.nn.softmax(jnp.stack([G(x), -G(x)], 1)), r"model f returned shape \(\d+, 2\).*logits of shape \[B\], one per input"),
     "scalar": (lambda x: G(x).sum(), r"model f returned a scalar"),
     "wrong B": (lambda x: G(x[:1]), r"model f returned shape \(1,\) for a batch of"),
     "NaN": (lambda x: G(x) * jnp.nan, r"model f returned a non-finite logit"),
