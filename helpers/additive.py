@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from helpers import training as training_lib
+from helpers import validation
 
 UNITS = ("relu", "exu")
 LOSSES = {"mse": training_lib.mse_loss, "bce": training_lib.bce_loss}
@@ -76,6 +77,9 @@ class AdditiveNet(hk.Module):
         name: str | None = "additive_net",
     ):
         super().__init__(name=name)
+        validation.check_int(num_features, "num_features", minimum=1)
+        for h in hidden:
+            validation.check_int(h, "each hidden size", minimum=1)
         if num_features < 1 or not hidden or min(hidden) < 1:
             raise ValueError(f"need num_features >= 1 and positive hidden sizes, got {num_features}, {hidden}")
         if units not in UNITS:
@@ -161,12 +165,18 @@ def fit(
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
+    validation.check_key(key)
     x = check_features(x).astype(np.float32)
-    y = np.asarray(y, np.float32)
-    if y.shape != (len(x),) or not np.all(np.isfinite(y)):
-        raise ValueError(f"y must be {len(x)} finite targets of shape [N], got shape {y.shape}")
+    y = _check_targets(y, len(x), loss, "y")
     if (x_val is None) != (y_val is None):
         raise ValueError("give both x_val and y_val, or neither")
+    validation.check_int(epochs, "epochs", minimum=1)
+    validation.check_int(batch_size, "batch_size", minimum=1)
+    validation.check_number(learning_rate, "learning_rate", positive=True)
+    validation.check_number(decay, "decay", positive=True)
+    validation.check_number(weight_decay, "weight_decay", nonnegative=True)
+    if patience is not None:
+        validation.check_int(patience, "patience", minimum=1)
     if epochs < 1 or not 1 <= batch_size <= len(x):
         raise ValueError(f"need epochs >= 1 and 1 <= batch_size <= {len(x)} examples")
     steps = len(x) // batch_size
@@ -179,7 +189,7 @@ def fit(
     state = training_lib.TrainState(params, optimizer.init(params), jnp.zeros([], jnp.int32))
     if x_val is not None:
         x_val = jnp.asarray(check_features(x_val, x.shape[1], name="x_val"), jnp.float32)
-        y_val = jnp.asarray(y_val, jnp.float32)
+        y_val = jnp.asarray(_check_targets(y_val, len(x_val), loss, "y_val"), jnp.float32)
         val_loss = jax.jit(lambda p: loss_fn(model.apply(p, x_val), y_val))
     xj, yj = jnp.asarray(x), jnp.asarray(y)
     history, best = [], (np.inf, 0, params)
@@ -197,6 +207,16 @@ def fit(
         elif patience is not None and ep - best[1] >= patience:
             break
     return FitResult(best[2], best[1], history, time.perf_counter() - t0)
+
+
+def _check_targets(y, n: int, loss: str, name: str) -> np.ndarray:
+    y = validation.as_float_array(y, name).astype(np.float32)
+    if y.shape != (n,) or not np.all(np.isfinite(y)):
+        raise ValueError(f"{name} must be {n} finite targets of shape [N], got shape {y.shape}"
+                         + ("" if y.shape != (n,) else " with NaN or infinity"))
+    if loss == "bce" and not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{name} must hold labels 0 or 1 for loss='bce', got values {np.unique(y)[:5]}")
+    return y
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -227,9 +247,11 @@ def shapes_from_predict(predict: Callable, grid, x_ref, *, anchor=None) -> np.nd
     """
     grid, x_ref = check_features(grid, name="grid"), check_features(x_ref, grid.shape[1], name="x_ref")
     f = grid.shape[1]
-    anchor = np.median(x_ref, axis=0) if anchor is None else np.asarray(anchor, float)
+    validation.check_callable(predict, "predict")
+    anchor = np.median(x_ref, axis=0) if anchor is None else validation.as_float_array(anchor, "anchor").astype(float)
     if anchor.shape != (f,):
         raise ValueError(f"anchor must have shape [{f}], got {anchor.shape}")
+    validation.check_finite(anchor, "anchor")
 
     def vary(values: np.ndarray) -> np.ndarray:  # values [K, F] -> predictions [K, F]
         rows = np.repeat(anchor[None, None, :], len(values), axis=0).repeat(f, axis=1)  # [K, F, F]
@@ -264,9 +286,14 @@ def to_tables(terms_fn: Callable, bias_value: float, lo, hi, *, points: int = 25
     with an error of at most `step^2 / 8 * max|g_j''|` per feature; outside the range it
     holds the end value.
     """
-    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    lo = validation.as_float_array(lo, "lo").astype(np.float64)
+    hi = validation.as_float_array(hi, "hi").astype(np.float64)
     if lo.ndim != 1 or lo.shape != hi.shape or not np.all(hi > lo):
         raise ValueError(f"lo and hi must be vectors [F] with hi > lo, got {lo}, {hi}")
+    validation.check_finite(lo, "lo")
+    validation.check_finite(hi, "hi")
+    validation.check_number(bias_value, "bias_value")
+    validation.check_int(points, "points")
     if points < 2:
         raise ValueError(f"a table needs at least 2 points, got {points}")
     grid = lo + np.linspace(0.0, 1.0, points)[:, None] * (hi - lo)  # [G, F]
@@ -319,8 +346,9 @@ def toy_terms(x) -> np.ndarray:
 
 def toy_data(n: int = 1000, *, seed: int = 0, noise: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """`x [n, 3] ~ N(0, 1)` and `y [n] = 3 x1 + 2 x2^2 + x3^3 + N(0, noise^2)`."""
-    if n < 1 or noise < 0:
-        raise ValueError(f"need n >= 1 and noise >= 0, got {n}, {noise}")
+    validation.check_int(n, "n", minimum=1)
+    validation.check_int(seed, "seed")
+    validation.check_number(noise, "noise", nonnegative=True)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, len(TOY_SHAPES)))
     return x, toy_terms(x).sum(axis=1) + noise * rng.standard_normal(n)

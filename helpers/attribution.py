@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jex_core
 
-from helpers import jitting
+from helpers import jitting, validation
 from helpers.sequences import NUM_CHANNELS
 
 PredictFn = Callable[[jax.Array], jax.Array]  # x[B, L, A] -> logits[B]
@@ -32,9 +32,9 @@ BASELINES = ("zero", "padding", "mean", "uniform")
 
 
 def _as_input(x, name: str = "x") -> jax.Array:
-    arr = np.asarray(x, dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[-1] != NUM_CHANNELS:
-        raise ValueError(f"{name} must have shape [L, {NUM_CHANNELS}], got {arr.shape}")
+    arr = validation.as_float_array(x, name).astype(np.float32)
+    if arr.ndim != 2 or arr.shape[-1] != NUM_CHANNELS or arr.shape[0] == 0:
+        raise ValueError(f"{name} must have shape [L, {NUM_CHANNELS}] with L >= 1, got {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return jnp.asarray(arr)
@@ -43,6 +43,8 @@ def _as_input(x, name: str = "x") -> jax.Array:
 def _as_baseline(baseline, x: jax.Array) -> jax.Array:
     if baseline is None:
         return jnp.zeros_like(x)
+    if isinstance(baseline, str):  # the shared vocabulary (validation.BASELINE_NAMES)
+        return make_baseline(validation.baseline_name(baseline, allowed=("zeros", "padding", "uniform")), x)
     b = _as_input(baseline, "baseline")
     if b.shape != x.shape:
         raise ValueError(f"baseline has shape {b.shape} but x has shape {x.shape}; they must match")
@@ -72,11 +74,15 @@ def _batched_grad(f: PredictFn) -> Callable[[jax.Array], jax.Array]:
 def gradients(f: PredictFn, xs, *, batch_size: int = 256) -> jax.Array:
     """Input gradients of the logits for a batch: `xs [B, L, A] -> [B, L, A]`, computed
     `batch_size` examples at a time (one backward pass per chunk)."""
-    xs = np.asarray(xs, dtype=np.float32)
+    xs = validation.as_float_array(xs, "xs").astype(np.float32)
     if xs.ndim != 3 or xs.shape[-1] != NUM_CHANNELS:
         raise ValueError(f"xs must have shape [B, L, {NUM_CHANNELS}], got {xs.shape}")
     if not np.isfinite(xs).all():
         raise ValueError("xs contains NaN or infinite values")
+    validation.check_int(batch_size, "batch_size", minimum=1)
+    if len(xs) == 0:
+        return jnp.zeros_like(xs)
+    validation.model_outputs(f, jnp.asarray(xs[:2]))
     return _chunked_grads(f, jnp.asarray(xs), batch_size)
 
 
@@ -84,6 +90,7 @@ def saliency(f: PredictFn, x) -> jax.Array:
     """The gradient of the logit with respect to the input, `[L, A]` (signed; Captum's
     `Saliency` takes its absolute value by default)."""
     x = _as_input(x)
+    validation.model_outputs(f, jnp.stack([x, x]))  # the output contract, once per call
     return _batched_grad(f)(x[None])[0]
 
 
@@ -95,8 +102,7 @@ def gradient_x_input(f: PredictFn, x) -> jax.Array:
 def _chunked_grads(f: PredictFn, points: jax.Array, batch_size: int) -> jax.Array:
     """Gradients at `points [K, L, A]` in chunks of `batch_size` (the last chunk is padded so
     that one compiled shape serves every chunk)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    validation.check_int(batch_size, "batch_size", minimum=1)
     g = _batched_grad(f)
     k = points.shape[0]
     size = min(batch_size, k)
@@ -154,6 +160,8 @@ def integrated_gradients(
     """Integrated gradients (Sundararajan et al. 2017) along the straight path from
     `baseline [L, A]` (default: all zeros) to `x [L, A]`.
 
+    `baseline` may also be a name of the shared vocabulary (`validation.BASELINE_NAMES`):
+    `"zeros"` (`"zero"`), `"padding"` or `"uniform"` (see `make_baseline`).
     `rule` picks the quadrature (`left`, `right`, `midpoint`, `trapezoid`); model calls are
     batched `batch_size` path points at a time, which bounds memory. Returns the
     attributions and the completeness gap `sum(attr) - (f(x) - f(baseline))`, which is 0 for
@@ -162,11 +170,11 @@ def integrated_gradients(
     x = _as_input(x)
     b = _as_baseline(baseline, x)
     alphas, weights = path_rule(steps, rule)
+    fx, fb = (float(v) for v in validation.model_outputs(f, jnp.stack([x, b])))
     points = b[None] + jnp.asarray(alphas)[:, None, None] * (x - b)[None]
     grads = _chunked_grads(f, points, batch_size)
     avg = jnp.tensordot(jnp.asarray(weights), grads, axes=1)
     attr = (x - b) * avg
-    fx, fb = (float(v) for v in f(jnp.stack([x, b])))
     return IGResult(attr, float(attr.sum()) - (fx - fb), fx, fb)
 
 
@@ -180,6 +188,9 @@ def make_baseline(kind: str, x, *, train_x=None) -> jax.Array:
       positions stay padding, so only the residues are attributed.
     """
     x = _as_input(x)
+    if not isinstance(kind, str):
+        raise TypeError(f"kind must be a baseline name, one of {BASELINES}, got {type(kind).__name__}")
+    kind = {"zeros": "zero", "delete": "deletion"}.get(kind, kind)  # one vocabulary (validation)
     if kind == "zero":
         return jnp.zeros_like(x)
     if kind == "padding":
@@ -187,14 +198,18 @@ def make_baseline(kind: str, x, *, train_x=None) -> jax.Array:
     if kind == "mean":
         if train_x is None:
             raise ValueError("the 'mean' baseline needs train_x [N, L, 21]")
-        tx = np.asarray(train_x)
-        if tx.ndim != 3 or tx.shape[1:] != x.shape:
-            raise ValueError(f"train_x must have shape [N, {x.shape[0]}, {x.shape[1]}], got {tx.shape}")
+        tx = validation.as_float_array(train_x, "train_x")
+        if tx.ndim != 3 or tx.shape[1:] != x.shape or len(tx) == 0:
+            raise ValueError(f"train_x must have shape [N >= 1, {x.shape[0]}, {x.shape[1]}], got {tx.shape}")
+        validation.check_finite(tx, "train_x")
         return jnp.asarray(tx.mean(axis=0), dtype=jnp.float32)
     if kind == "uniform":
         residue = x[:, 1:].sum(axis=1, keepdims=True)  # [L, 1]: 1 on residues
         return jnp.concatenate([1.0 - residue, jnp.broadcast_to(residue / 20.0, (x.shape[0], 20))], 1)
-    raise ValueError(f"unknown baseline {kind!r}; use one of {BASELINES}")
+    if kind == "deletion":
+        raise ValueError("kind='delete' splices residues out (a perturbation of the games, not a point to "
+                         f"interpolate from); use one of {BASELINES}")
+    raise ValueError(f"unknown baseline kind {kind!r}; use one of {BASELINES}")
 
 
 class EGResult(NamedTuple):
@@ -218,13 +233,18 @@ def expected_gradients(
     and `sum_se` the standard error of the sum (compare the two).
     """
     x = _as_input(x)
-    refs = np.asarray(references, dtype=np.float32)
+    validation.check_key(key)
+    refs = validation.as_float_array(references, "references").astype(np.float32)
     if refs.ndim != 3 or refs.shape[1:] != x.shape or len(refs) == 0:
         raise ValueError(f"references must have shape [M >= 1, {x.shape[0]}, {x.shape[1]}], got {refs.shape}")
     if not np.isfinite(refs).all():
         raise ValueError("references contain NaN or infinite values")
     if not isinstance(samples, (int, np.integer)) or isinstance(samples, bool) or samples < 2:
         raise ValueError(f"samples must be an integer >= 2 (the standard error needs two), got {samples!r}")
+    validation.check_int(batch_size, "batch_size", minimum=1)
+    fx = float(validation.model_outputs(f, x[None])[0])
+    fr = float(np.mean(np.concatenate(
+        [validation.model_outputs(f, jnp.asarray(refs[i : i + batch_size])) for i in range(0, len(refs), batch_size)])))
     k_ref, k_alpha = jax.random.split(key)
     refs = jnp.asarray(refs)
     drawn = refs[jax.random.randint(k_ref, (samples,), 0, refs.shape[0])]  # [S, L, A]
@@ -233,8 +253,6 @@ def expected_gradients(
     each = (x[None] - drawn) * _chunked_grads(f, points, batch_size)  # [S, L, A]
     attr = each.mean(axis=0)
     sums = np.asarray(each.sum(axis=(1, 2)), dtype=np.float64)
-    fx = float(f(x[None])[0])
-    fr = float(np.mean(np.concatenate([np.asarray(f(refs[i : i + batch_size])) for i in range(0, len(refs), batch_size)])))
     return EGResult(attr, float(attr.sum()) - (fx - fr), fx, fr, float(sums.std(ddof=1) / np.sqrt(samples)))
 
 
@@ -245,7 +263,10 @@ def num_residues(x) -> int:
     """The number of residues n of one peptide `x [L, A]`, checked: at least one residue,
     and all residues before the padding (positions holding amino-acid mass, as in
     `sequences.lengths`)."""
-    residue = np.asarray(x)[:, 1:].sum(axis=-1) > 0
+    xa = validation.as_float_array(x, "x")
+    if xa.ndim != 2 or xa.shape[-1] != NUM_CHANNELS:
+        raise ValueError(f"x must have shape [L, {NUM_CHANNELS}], got {xa.shape}")
+    residue = xa[:, 1:].sum(axis=-1) > 0
     n = int(residue.sum())
     if n == 0:
         raise ValueError("x holds no residue (all padding): there is nothing to explain")
@@ -265,6 +286,7 @@ def per_residue(attributions, x, *, how: str = "own") -> np.ndarray:
     xa = np.asarray(x)
     if a.shape != xa.shape or a.ndim != 2 or a.shape[-1] != NUM_CHANNELS:
         raise ValueError(f"attributions {a.shape} and x {xa.shape} must both be [L, {NUM_CHANNELS}]")
+    validation.check_finite(a, "attributions")
     idx = xa.argmax(axis=-1)
     n = num_residues(xa)
     if not (idx[:n] > 0).all():
@@ -323,12 +345,14 @@ def smoothgrad(
     trapezoid rule with `steps`). Signed: PAIR's default smooths squared gradients instead.
     """
     x = _as_input(x)
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    if not np.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    validation.check_key(key)
+    validation.check_int(n, "n", minimum=1)
+    validation.check_number(sigma, "sigma", nonnegative=True)
     if method not in SMOOTHED:
         raise ValueError(f"unknown method {method!r}; use one of {SMOOTHED}")
+    validation.check_int(batch_size, "batch_size", minimum=1)
+    if method != "integrated_gradients":  # (IG checks the model itself)
+        validation.model_outputs(f, jnp.stack([x, x]))
     scale = sigma * float(x.max() - x.min())
     where = jnp.ones_like(x[:, :1]) if perturb_padding else residue_mask(x)
     noisy = x[None] + scale * where * jax.random.normal(key, (n, *x.shape), dtype=x.dtype)
@@ -359,8 +383,11 @@ def rescale_activation(act: Callable[[jax.Array], jax.Array], *, eps: float = 1e
     by the secant `(act(z) - act(z0)) / (z - z0)` of each unit between input and
     reference (the same multiplier on both halves), falling back to `act'(z)` where
     `|z - z0| < eps`. The same `act` and `eps` return the same function (cached), so models
-    built with it share compiled code.
+    built with it share compiled code. `eps` must be > 0 (with 0, a unit whose input does
+    not change would divide 0 by 0).
     """
+    validation.check_callable(act, "act")
+    validation.check_number(eps, "eps", positive=True)
 
     @jax.custom_vjp
     def paired(z):
@@ -421,16 +448,54 @@ def make_deeplift(
     """
     # The same (activation, eps) gives the same rescale function, so that `make_f` builds the
     # same architecture each time and the pass below compiles once per architecture.
-    _explain = _compiled_deeplift(make_f(rescale_activation(activation, eps=eps)))
+    validation.check_callable(make_f, "make_f")
+    validation.check_callable(activation, "activation")
+    f_dl = make_f(rescale_activation(activation, eps=eps))
+    validation.check_callable(f_dl, "make_f(activation)")
+    _explain = _compiled_deeplift(f_dl)
+    checked: set = set()  # input shapes whose factory and output contract were verified
 
     def explain(x, baseline=None) -> DeepLiftResult:
         x = _as_input(x)
         b = _as_baseline(baseline, x)
+        if x.shape not in checked:  # once per shape, by tracing only (nothing is computed)
+            _check_factory(make_f, activation, x.shape)
+            validation.output_struct(f_dl, x.shape, name="make_f(activation)")
+            checked.add(x.shape)
         attr, out = _explain(x, b)
-        fx, fb = float(out[0]), float(out[1])
+        fx, fb = validation.check_logits(out, 2, name="make_f(activation)")
         return DeepLiftResult(attr, float(attr.sum()) - (fx - fb), fx, fb)
 
     return explain
+
+
+def _nonlinear_ops(jaxpr, found: set | None = None) -> set:
+    """Names of the elementwise nonlinearities (`SECANT_PRIMITIVES`) anywhere in a jaxpr."""
+    found = set() if found is None else found
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in SECANT_PRIMITIVES:
+            found.add(eqn.primitive.name)
+        for v in eqn.params.values():
+            for sub in v if isinstance(v, (tuple, list)) else (v,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    _nonlinear_ops(inner, found)
+    return found
+
+
+def _check_factory(make_f, activation, shape: tuple) -> None:
+    """DeepLIFT must not silently explain another model: if `make_f` ignores the activation
+    it is given, the model it builds may have no nonlinearity at all (a linear model, where
+    DeepLIFT needs no rescale rule and is exact), else refuse."""
+    used, closed = validation.factory_uses(make_f, activation, shape)
+    ops = set() if used else _nonlinear_ops(closed.jaxpr)
+    if ops:
+        raise ValueError(
+            f"make_f ignored its activation argument, and the model it returns has nonlinear "
+            f"operations ({', '.join(sorted(ops))}) that the rescale rule would not reach: DeepLIFT would "
+            f"silently explain it by its gradients. make_f must build the model with the activation it "
+            f"receives, e.g. `lambda act: cnn.predict_fn(params, activation=act)` (deeplift_traced needs no factory)"
+        )
 
 
 def deeplift(
@@ -461,10 +526,12 @@ def deepshap(explain: Callable[..., DeepLiftResult], x, references) -> DeepLiftR
     as `f_baseline` the mean of f over the references, so that summation to delta reads
     `sum(attributions) = f(x) - mean f(reference)`; `gap` is the mean of the per-reference gaps.
     """
+    validation.check_callable(explain, "explain")
     x = _as_input(x)
-    refs = np.asarray(references, dtype=np.float32)
+    refs = validation.as_float_array(references, "references").astype(np.float32)
     if refs.ndim != 3 or refs.shape[1:] != x.shape or len(refs) == 0:
         raise ValueError(f"references must have shape [M >= 1, {x.shape[0]}, {x.shape[1]}], got {refs.shape}")
+    validation.check_finite(refs, "references")
     results = [explain(x, r) for r in refs]
     attr = jnp.mean(jnp.stack([r.attributions for r in results]), axis=0)
     fb = float(np.mean([r.f_baseline for r in results]))
@@ -654,8 +721,9 @@ class _Tracer:
 def _traced_explainer(f, shape: tuple, product_rule: bool, eps: float):
     paired = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
     closed = jax.make_jaxpr(f)(paired)
-    if len(closed.jaxpr.outvars) != 1 or tuple(closed.out_avals[0].shape) != (2,):
-        raise ValueError(f"f must map x[B, ...] to logits [B]; for a batch of 2 it returned {closed.out_avals}")
+    if len(closed.jaxpr.outvars) != 1:
+        raise ValueError(f"the model f must map x[B, ...] to logits [B]; for a batch of 2 it returned {closed.out_avals}")
+    validation.check_logits(np.zeros(closed.out_avals[0].shape, closed.out_avals[0].dtype), 2)  # shape, dtype
 
     def evaluate(xx, probes):
         tr = _Tracer(1, product_rule, eps, probes)
@@ -701,16 +769,18 @@ def deeplift_traced(f: PredictFn, x, baseline=None, *, product_rule: bool = True
     `sum(attributions) - Δf = -sum_o <M_o, d_o>`, so `gap` is split exactly into the shares
     `-<M_o, d_o>` (`sites`, summed per primitive in `by_operation`). The model is compiled once per (f, shape, settings).
     """
-    xa = np.asarray(x, dtype=np.float32)
+    validation.check_number(eps, "eps", positive=True)
+    xa = validation.as_float_array(x, "x").astype(np.float32)
     if xa.ndim == 0 or not np.isfinite(xa).all():
         raise ValueError(f"x must be a finite array of one item's shape, got shape {xa.shape}")
-    b = np.zeros_like(xa) if baseline is None else np.asarray(baseline, dtype=np.float32)
+    b = np.zeros_like(xa) if baseline is None else validation.as_float_array(baseline, "baseline").astype(np.float32)
     if b.shape != xa.shape:
         raise ValueError(f"baseline has shape {b.shape} but x has shape {xa.shape}; they must match")
     if not np.isfinite(b).all():
         raise ValueError("baseline contains NaN or infinite values")
     explain, sites = _traced_explainer(f, xa.shape, bool(product_rule), float(eps))
     attr, out, shares = explain(jnp.asarray(xa), jnp.asarray(b))
+    validation.check_logits(out, 2)
     shares = -np.asarray(shares, dtype=np.float64)
     by_op: dict = {}
     for (name, _), s in zip(sites, shares):

@@ -19,10 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from helpers import sequences as seqs_lib
+from helpers import validation
 
 PredictFn = Callable[[jax.Array], jax.Array]
 OPERATIONS = ("sub", "del", "ins")
 CLASS_NAMES = ("not hemolytic", "hemolytic")
+MAX_CANDIDATES = 2_000_000  # search: the most peptides one level may hold (about 1 GB of strings and sets)
 
 
 class Edit(NamedTuple):
@@ -66,13 +68,22 @@ def predict_sequences(f: PredictFn, sequences: Iterable[str], *, length: int = s
                       batch_size: int = 4096) -> np.ndarray:
     """Logits `[B]` of peptide strings, in chunks of at most `batch_size` padded to a power
     of two (so a search compiles the model for a few shapes only)."""
-    sequences = [seqs_lib._clean(s, length=length, where=f"sequence #{i}: ") for i, s in enumerate(sequences)]
+    validation.check_callable(f, "f")
+    seqs_lib._check_length(length)
+    validation.check_int(batch_size, "batch_size", minimum=1)
+    sequences = [seqs_lib._clean(s, length=length, where=f"sequence #{i}: ")
+                 for i, s in enumerate(validation.check_peptides(sequences))]
+    return _predict_clean(f, sequences, length, batch_size)
+
+
+def _predict_clean(f: PredictFn, sequences: list[str], length: int, batch_size: int) -> np.ndarray:
+    """`predict_sequences` for sequences `_clean` has validated (the search's inner loop)."""
     out = []
     for i in range(0, len(sequences), batch_size):
         chunk = sequences[i : i + batch_size]
         size = 1 << max(len(chunk) - 1, 0).bit_length()
         x = seqs_lib._one_hot(chunk + [chunk[0]] * (size - len(chunk)), length)
-        out.append(np.asarray(f(jnp.asarray(x)))[: len(chunk)])
+        out.append(validation.model_outputs(f, jnp.asarray(x)).astype(np.float32)[: len(chunk)])
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -104,20 +115,24 @@ def substitution_scan(f: PredictFn, sequence: str, *, length: int = seqs_lib.DEF
     """Every single substitution of a peptide (n positions x 20 amino acids; the entry of the
     residue already there is the original) in one batched model call: the variants are made
     by `vmap` over (position, amino acid) of a one-hot update."""
+    validation.check_callable(f, "f")
+    seqs_lib._check_length(length)
     s = seqs_lib._clean(sequence, length=length)
     n = len(s)
     x = jnp.asarray(seqs_lib.encode(s, length=length))
     pos = jnp.repeat(jnp.arange(n), 20)
     aa = jnp.tile(jnp.arange(1, 21), n)
     variants = jax.vmap(lambda p, a: x.at[p].set(jax.nn.one_hot(a, seqs_lib.NUM_CHANNELS)))(pos, aa)
-    logits = np.asarray(f(variants)).reshape(n, 20)
-    original = float(np.asarray(f(x[None]))[0])
+    logits = validation.model_outputs(f, variants).reshape(n, 20)
+    original = float(validation.model_outputs(f, x[None])[0])
     return SubstitutionScan(s, original, logits)
 
 
 def flipping_substitutions(scan: SubstitutionScan) -> list[Counterfactual]:
     """The single substitutions that change the predicted class, closest to the decision
     boundary (smallest |logit|) first."""
+    if not isinstance(scan, SubstitutionScan):
+        raise TypeError(f"scan must be the SubstitutionScan that substitution_scan returns, got {type(scan).__name__}")
     flips = (scan.logits > 0) != (scan.original_logit > 0)
     out = []
     for i, a in zip(*np.nonzero(flips), strict=True):
@@ -186,6 +201,9 @@ def nearest_edit_distance(queries: Iterable[str], references: Iterable[str]) -> 
 def edit_script(a: str, b: str) -> tuple[Edit, ...]:
     """A shortest list of edits turning `a` into `b` (dynamic programming, then a trace back),
     with positions in `a` (1-based). Ties prefer substitutions, then deletions."""
+    for v, name in ((a, "a"), (b, "b")):
+        if not isinstance(v, str):
+            raise TypeError(f"{name} must be a peptide string, got {type(v).__name__} {v!r}")
     n, m = len(a), len(b)
     d = np.zeros((n + 1, m + 1), np.int32)
     d[:, 0], d[0, :] = np.arange(n + 1), np.arange(m + 1)
@@ -213,8 +231,44 @@ def edit_script(a: str, b: str) -> tuple[Edit, ...]:
 def neighbours(sequence: str, *, operations: Sequence[str] = OPERATIONS, alphabet: str = seqs_lib.AMINO_ACIDS,
                frozen: Iterable[int] = (), min_length: int = 1, max_length: int = seqs_lib.DEFAULT_LENGTH) -> set[str]:
     """All peptides one edit away. `frozen`: 0-based positions that may not be substituted
-    or deleted (insertions may still go next to them)."""
-    frozen = set(frozen)
+    or deleted (insertions may still go next to them). `sequence` is validated (and upper-cased)
+    like `sequences.encode`."""
+    validation.check_names(operations, "operations", OPERATIONS)
+    _check_alphabet(alphabet)
+    validation.check_int(min_length, "min_length", minimum=1)
+    validation.check_int(max_length, "max_length", minimum=1)
+    s = seqs_lib._clean(sequence, length=max(max_length, len(sequence)) if isinstance(sequence, str) else 1)
+    return _neighbours(s, operations=operations, alphabet=alphabet, frozen=_check_frozen(frozen, len(s)),
+                       min_length=min_length, max_length=max_length)
+
+
+def _check_alphabet(alphabet) -> None:
+    if not isinstance(alphabet, str):
+        raise TypeError(f"alphabet must be a string of one-letter codes, got {type(alphabet).__name__}")
+    bad = [a for a in alphabet if a not in seqs_lib.AMINO_ACIDS]
+    if bad or not alphabet:
+        raise ValueError(f"alphabet must be non-empty one-letter codes from {seqs_lib.AMINO_ACIDS}; invalid: {bad}")
+
+
+def _check_frozen(frozen, n: int) -> set[int]:
+    if isinstance(frozen, (int, np.integer, str)):
+        raise TypeError(f"frozen must be a collection of 0-based positions, got {frozen!r}: write [{frozen!r}]")
+    out = {validation.check_int(p, "frozen position") for p in frozen}
+    if any(not 0 <= p < n for p in out):
+        raise ValueError(f"frozen positions must be 0-based indices into the {n} residues, got {sorted(out)}")
+    return out
+
+
+def _neighbour_bound(b: str, operations, alphabet: str, min_length: int, max_length: int) -> int:
+    """An upper bound on the number of `_neighbours` of `b` (duplicates counted)."""
+    n, k = len(b), len(alphabet)
+    return (n * k * ("sub" in operations) + n * ("del" in operations and n - 1 >= min_length)
+            + (n + 1) * k * ("ins" in operations and n + 1 <= max_length))
+
+
+def _neighbours(sequence: str, *, operations: Sequence[str], alphabet: str, frozen: set,
+                min_length: int, max_length: int) -> set[str]:
+    """`neighbours` without the checks (the search's inner loop)."""
     out = set()
     n = len(sequence)
     for i in range(n):
@@ -269,6 +323,7 @@ def search(
     max_length: int | None = None,
     length: int = seqs_lib.DEFAULT_LENGTH,
     batch_size: int = 4096,
+    max_candidates: int = MAX_CANDIDATES,
 ) -> SearchResult:
     """Beam search for peptides of the other predicted class within `max_edits` edits.
 
@@ -291,35 +346,38 @@ def search(
     most confident first, chosen greedily to be diverse: none shares an edited position
     with one already chosen. An empty list (with `message`) means nothing was found within
     `max_edits` under the constraints; a beam search can miss what exists, the exhaustive
-    search cannot. Raises for a peptide already of the target class or constraints that
-    allow no edit at all. Edits are reported as a shortest script recomputed from the two
+    search cannot. Raises for a peptide already of the target class, constraints that
+    allow no edit at all, or a level that would hold more than `max_candidates` distinct
+    peptides (checked while it is built, before it is evaluated: narrow the beam). Edits are reported as a shortest script recomputed from the two
     sequences; where a frozen residue has an identical neighbour, that script may name
     either copy (the resulting peptide is the same).
     """
+    validation.check_callable(f, "f")
+    seqs_lib._check_length(length)
     s = seqs_lib._clean(sequence, length=length)
     max_length = length if max_length is None else max_length
-    unknown = set(operations) - set(OPERATIONS)
-    if unknown or not operations:
-        raise ValueError(f"operations must be a non-empty subset of {OPERATIONS}, got {tuple(operations)}")
-    if max_edits < 1 or n_results < 1 or (beam_width is not None and beam_width < 1):
-        raise ValueError(f"need max_edits >= 1, n_results >= 1, beam_width >= 1 or None; got {max_edits}, {n_results}, {beam_width}")
-    bad = [a for a in alphabet if a not in seqs_lib.AMINO_ACIDS]
-    if bad or not alphabet:
-        raise ValueError(f"alphabet must be non-empty one-letter codes from {seqs_lib.AMINO_ACIDS}; invalid: {bad}")
-    frozen = {int(p) for p in frozen}
-    if any(not 0 <= p < len(s) for p in frozen):
-        raise ValueError(f"frozen positions must be 0-based indices into the {len(s)} residues, got {sorted(frozen)}")
+    operations = validation.check_names(operations, "operations", OPERATIONS)
+    validation.check_int(max_edits, "max_edits", minimum=1)
+    validation.check_int(n_results, "n_results", minimum=1)
+    if beam_width is not None:
+        validation.check_int(beam_width, "beam_width", minimum=1)
+    validation.check_int(min_length, "min_length")
+    validation.check_int(max_length, "max_length")
+    validation.check_int(batch_size, "batch_size", minimum=1)
+    validation.check_int(max_candidates, "max_candidates", minimum=1)
+    _check_alphabet(alphabet)
+    frozen = _check_frozen(frozen, len(s))
     if not 1 <= min_length <= len(s) <= max_length <= length:
         raise ValueError(
             f"impossible length constraints: need 1 <= min_length ({min_length}) <= len(peptide) "
             f"({len(s)}) <= max_length ({max_length}) <= length ({length})"
         )
-    if not neighbours(s, operations=operations, alphabet=alphabet, frozen=frozen, min_length=min_length, max_length=max_length):
+    if not _neighbours(s, operations=operations, alphabet=alphabet, frozen=frozen, min_length=min_length, max_length=max_length):
         raise ValueError(
             f"the constraints allow no edit of {s} (operations {tuple(operations)}, "
             f"{len(frozen)} of {len(s)} positions frozen, lengths {min_length}..{max_length}): relax them"
         )
-    logit0 = float(predict_sequences(f, [s], length=length)[0])
+    logit0 = float(_predict_clean(f, [s], length, batch_size)[0])
     tgt = _target(logit0, target, s)
     sign = 1.0 if tgt == 1 else -1.0
     seen, beam, evaluated = {s}, [s], 1
@@ -329,8 +387,14 @@ def search(
         level: set[str] = set()
         for b in beam:
             fr = _shifted_frozen(s, b, frozen)
-            level |= neighbours(b, operations=operations, alphabet=alphabet, frozen=fr,
+            level |= _neighbours(b, operations=operations, alphabet=alphabet, frozen=fr,
                                 min_length=min_length, max_length=max_length)
+            if len(level) > max_candidates:  # refuse before the level exhausts memory
+                bound = sum(_neighbour_bound(c, operations, alphabet, min_length, max_length) for c in beam)
+                raise ValueError(
+                    f"search level {depth} would hold more than {max_candidates:,} candidate peptides "
+                    f"(up to {bound:,}, from {len(beam):,} in the beam; {evaluated:,} evaluated so far): "
+                    f"set beam_width (e.g. 64) or lower max_edits, or raise max_candidates knowingly")
         level -= seen
         if not level:
             if beam_full and complete == depth - 1:
@@ -340,7 +404,7 @@ def search(
             complete = depth
         cands = sorted(level)
         seen |= level
-        logits = predict_sequences(f, cands, length=length, batch_size=batch_size)
+        logits = _predict_clean(f, cands, length, batch_size)
         evaluated += len(cands)
         score = sign * logits
         hits = np.nonzero(score > 0)[0]

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from helpers import sequences as seqs_lib
+from helpers import validation
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -201,9 +202,16 @@ def assign_splits(
     Rows with the same sequence always land in the same split (they are grouped first), so
     no sequence appears in two splits. Deterministic for a given seed and input order.
     """
+    sequences = validation.check_peptides(sequences)
     labels = np.asarray(labels)
     if len(sequences) != len(labels):
         raise ValueError(f"{len(sequences)} sequences but {len(labels)} labels")
+    if labels.size and not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"labels must be 0 or 1, got values {np.unique(labels)[:5]}")
+    validation.check_int(seed, "seed")
+    fractions = tuple(validation.check_number(v, "each split fraction") for v in fractions)
+    if len(fractions) != 3:
+        raise ValueError(f"fractions must be three numbers (train, validation, test), got {fractions}")
     if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
         raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
     distinct = sorted(set(sequences))
@@ -387,6 +395,7 @@ def load_split(
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
+    seqs_lib._check_length(length)
     s, y = _read_split(config, split, str(data_dir) if data_dir else None)
     return Split(
         seqs_lib.encode_batch(s, length=length), np.array(y, dtype=np.int32), list(s)

@@ -22,9 +22,10 @@ from typing import NamedTuple
 
 import haiku as hk
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from helpers import attribution, perturbation, shapley, surrogate
+from helpers import attribution, perturbation, shapley, surrogate, validation
 from helpers.attribution import PredictFn
 
 # The course CNN's modules from the output down, the order of cascading randomisation.
@@ -54,6 +55,8 @@ def ranking(scores) -> np.ndarray:
 
 def _check_order(order, n: int) -> np.ndarray:
     order = np.asarray(order)
+    if order.size and not np.issubdtype(order.dtype, np.integer):
+        raise TypeError(f"order must hold integer residue indices, got dtype {order.dtype}")
     if order.shape != (n,) or sorted(order.tolist()) != list(range(n)):
         raise ValueError(f"order must be a permutation of the {n} residue indices 0..{n - 1}, got {order.tolist()}")
     return order
@@ -85,9 +88,10 @@ def faithfulness_curve(f: PredictFn, x, order, *, kind: str = "deletion", fill="
 
 def curve_area(curve) -> float:
     """Area under a curve `[n + 1]` over the fraction of residues moved, 0 to 1 (trapezoid)."""
-    c = np.asarray(curve, dtype=float)
+    c = validation.as_float_array(curve, "curve").astype(float)
     if c.ndim != 1 or len(c) < 2:
         raise ValueError(f"a curve needs at least 2 points, got shape {c.shape}")
+    validation.check_finite(c, "curve")
     return float(np.trapezoid(c, dx=1.0 / (len(c) - 1)))
 
 
@@ -95,11 +99,12 @@ def normalised_area(curve, kind: str) -> float:
     """`curve_area` of a deletion (first point = full peptide) or insertion (last point =
     full peptide) curve rescaled so that the full peptide is 1 and the empty one 0: a
     deletion area near 0 and an insertion area near 1 are best."""
-    c = np.asarray(curve, dtype=float)
+    c = validation.as_float_array(curve, "curve").astype(float)
     if kind not in ("deletion", "insertion"):
         raise ValueError(f"kind must be 'deletion' or 'insertion', got {kind!r}")
     if c.ndim != 1 or len(c) < 2:
         raise ValueError(f"a curve needs at least 2 points, got shape {c.shape}")
+    validation.check_finite(c, "curve")
     full, empty = (c[0], c[-1]) if kind == "deletion" else (c[-1], c[0])
     if abs(full - empty) < 1e-6:
         raise ValueError("the full and the empty peptide give the same logit: the curve cannot be normalised; skip this peptide")
@@ -132,6 +137,7 @@ def credit_imbalance(scores, mask_a, mask_b) -> float:
     a, b = np.asarray(mask_a, dtype=bool), np.asarray(mask_b, dtype=bool)
     if s.ndim != 1 or a.shape != s.shape or b.shape != s.shape:
         raise ValueError(f"scores {s.shape}, mask_a {a.shape} and mask_b {b.shape} must be [n] of equal length")
+    validation.check_finite(s, "scores")
     sa, sb = s[a].sum(), s[b].sum()
     if abs(sa) + abs(sb) == 0:
         raise ValueError("neither group has any credit: the split is undefined")
@@ -155,6 +161,7 @@ def road_probabilities(x, keep, *, noise: float = 0.1, background=None) -> np.nd
     n = int(x[:, 1:].sum(axis=1).astype(bool).sum())
     if keep.shape != (n,):
         raise ValueError(f"keep must be [n] = [{n}] bool (one per residue), got shape {keep.shape}")
+    noise = validation.check_number(noise, "noise")
     if not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must lie in [0, 1], got {noise}")
     bg = np.full(20, 1 / 20) if background is None else np.asarray(background, dtype=float)
@@ -187,8 +194,8 @@ def road_inputs(x, masks, key, *, samples: int = 4, noise: float = 0.1, backgrou
     """`[C, samples, L, A]` one-hot inputs: for each coalition `masks [C, n]`, `samples`
     peptides whose removed residues are drawn from `road_probabilities` (a real residue in
     every position: no holes, the same length)."""
-    if samples < 1:
-        raise ValueError(f"samples must be at least 1, got {samples}")
+    validation.check_int(samples, "samples", minimum=1)
+    validation.check_key(key)
     x = np.asarray(x, dtype=np.float32)
     masks = np.asarray(masks, dtype=bool)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
@@ -223,7 +230,7 @@ def road_curve(f: PredictFn, x, order, key, *, kind: str = "deletion", samples: 
     # pad the batch to (positions + 1) x samples rows: every peptide length shares one compiled shape
     rows = (x.shape[0] + 1) * samples
     batch = np.concatenate([batch, np.repeat(x[None], rows - len(batch), 0)])
-    logits = np.asarray(f(batch), dtype=float)[: len(masks) * samples]
+    logits = validation.model_outputs(f, jnp.asarray(batch))[: len(masks) * samples]
     return logits.reshape(len(masks), samples).mean(axis=1)
 
 
@@ -273,6 +280,13 @@ def explainers(
     residues in place (padding fill); `length`: evaluate them on inputs cut to that many
     positions (as `perturbation.make_game`; one length for all peptides compiles once).
     A "random" method (a random order) is the control every method must beat."""
+    validation.check_callable(f, "f")
+    validation.check_int(ig_steps, "ig_steps", minimum=1)
+    validation.check_int(smooth_samples, "smooth_samples", minimum=1)
+    validation.check_number(smooth_sigma, "smooth_sigma", nonnegative=True)
+    validation.check_int(permutations, "permutations", minimum=4)
+    validation.check_int(kernel_samples, "kernel_samples", minimum=2)
+    validation.check_int(lime_samples, "lime_samples", minimum=2)
 
     def own(a, x):
         return np.asarray(attribution.per_residue(a, x))

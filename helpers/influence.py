@@ -39,6 +39,8 @@ import optax
 import optax.tree_utils as otu
 from jax.flatten_util import ravel_pytree
 
+from helpers import validation
+
 Params = Any
 LossFn = Callable[[Params, jax.Array, jax.Array], jax.Array]  # per-example losses [B]
 Hvp = Callable[..., jax.Array]  # hvp(v[P]) -> [P], or hvp(v[P], key) -> [P] (stochastic)
@@ -65,15 +67,20 @@ def check_examples(x, y, *, name: str = "training set") -> tuple[jax.Array, jax.
 
 
 def _check_weight_decay(weight_decay: float) -> None:
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    validation.check_number(weight_decay, "weight_decay", nonnegative=True)
+
+
+def _check_params(params: Params) -> None:
+    if not jax.tree_util.tree_leaves(params):
+        raise ValueError("params holds no arrays: pass the model's parameter pytree")
+    validation.check_finite_tree(params, "params")
 
 
 def _check_weights(weights, n: int) -> jax.Array:
     if weights is None:
         return jnp.ones(n)
-    w = jnp.asarray(weights)
-    if w.shape[-1] != n:
+    w = jnp.asarray(validation.check_finite(validation.as_float_array(weights, "weights"), "weights"))
+    if w.ndim not in (1, 2) or w.shape[-1] != n:
         raise ValueError(f"weights of shape {w.shape} for {n} training examples: the last axis must be N")
     return w
 
@@ -95,6 +102,7 @@ def make_objective(
     """
     x, y = check_examples(x, y)
     _check_weight_decay(weight_decay)
+    _check_params(params)
     theta, unravel = flatten(params)
     return _objective(loss_fn, unravel, x, y, weight_decay), theta, unravel
 
@@ -117,6 +125,7 @@ def make_hvp(
     """
     x, y = check_examples(x, y)
     _check_weight_decay(weight_decay)
+    _check_params(params)
     theta, unravel = flatten(params)
     n = x.shape[0]
 
@@ -132,6 +141,7 @@ def make_hvp(
             return jax.jvp(g, (theta,), (v,))[1]
 
         return hvp
+    validation.check_int(batch_size, "batch_size", minimum=1)
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch_size must be between 1 and N = {n}, got {batch_size}")
 
@@ -179,11 +189,13 @@ def conjugate_gradient(
     curvature it stops there and sets `negative_curvature` (add damping). Koh & Liang use
     tol 1e-8 in float64; in float32 the residual stalls near 1e-6, hence the default 1e-5.
     """
-    b = jnp.asarray(b)
-    if b.ndim not in (1, 2):
+    validation.check_callable(hvp, "hvp")
+    b = jnp.asarray(validation.check_finite(validation.as_float_array(b, "b"), "b"))
+    if b.ndim not in (1, 2) or b.shape[-1] == 0:
         raise ValueError(f"b must be [P] or [T, P], got {b.shape}")
-    if maxiter < 1 or tol <= 0:
-        raise ValueError(f"need maxiter >= 1 and tol > 0, got maxiter={maxiter}, tol={tol}")
+    validation.check_int(maxiter, "maxiter", minimum=1)
+    validation.check_number(tol, "tol", positive=True)
+    damping = validation.check_number(damping, "damping", nonnegative=True)
 
     def matvec(v):
         return hvp(v) + damping * v
@@ -214,7 +226,14 @@ def conjugate_gradient(
         return SolveResult(x, k, residual, neg)
 
     # One compiled program (T right-hand sides under vmap), not a chain of eager operations.
-    return jax.jit(jax.vmap(solve_one) if b.ndim == 2 else solve_one)(b)
+    result = jax.jit(jax.vmap(solve_one) if b.ndim == 2 else solve_one)(b)
+    if not bool(jnp.isfinite(result.x).all() & jnp.isfinite(result.residual).all()):
+        # NaN compares False with the tolerance, so the loop stops as if it had converged.
+        raise FloatingPointError(
+            "conjugate gradients produced NaN or infinity: hvp returned non-finite products "
+            "(check the parameters and the loss at them); the solve did not converge"
+        )
+    return result
 
 
 def lissa(
@@ -241,10 +260,15 @@ def lissa(
     with the full-batch product: `hvp`, or `full_hvp(v)` in the stochastic case (without it
     the residual is NaN). Raises if the recursion diverges. `b` is `[P]` or `[T, P]`.
     """
-    if scale <= 0 or depth < 1 or repeats < 1:
-        raise ValueError(f"need scale > 0, depth >= 1, repeats >= 1; got {scale}, {depth}, {repeats}")
-    b = jnp.asarray(b)
-    if b.ndim not in (1, 2):
+    validation.check_callable(hvp, "hvp")
+    validation.check_number(scale, "scale", positive=True)
+    validation.check_int(depth, "depth", minimum=1)
+    validation.check_int(repeats, "repeats", minimum=1)
+    damping = validation.check_number(damping, "damping", nonnegative=True)
+    if key is not None:
+        validation.check_key(key)
+    b = jnp.asarray(validation.check_finite(validation.as_float_array(b, "b"), "b"))
+    if b.ndim not in (1, 2) or b.shape[-1] == 0:
         raise ValueError(f"b must be [P] or [T, P], got {b.shape}")
     stochastic = key is not None
     if not stochastic and repeats != 1:
@@ -304,6 +328,8 @@ def per_example_grads(loss_fn: LossFn, params: Params, x, y, *, batch_size: int 
 
     Compiled once per `loss_fn` (pass the same function object to reuse the compilation)."""
     x, y = check_examples(x, y, name="set of examples")
+    validation.check_int(batch_size, "batch_size", minimum=1)
+    _check_params(params)
     return jnp.concatenate(
         [_grads_chunk(params, x[i : i + batch_size], y[i : i + batch_size], loss_fn=loss_fn)
          for i in range(0, x.shape[0], batch_size)]
@@ -327,8 +353,10 @@ def directional_derivatives(
     `[T, P]` or `[P]` -> `[N]`), without forming the `[N, P]` gradients: one forward-mode
     `jax.jvp` of the vector of losses per direction, `vmap`ped over the directions."""
     x, y = check_examples(x, y, name="set of examples")
+    validation.check_int(batch_size, "batch_size", minimum=1)
+    _check_params(params)
     theta, _ = flatten(params)
-    d = jnp.asarray(directions)
+    d = jnp.asarray(validation.check_finite(validation.as_float_array(directions, "directions"), "directions"))
     single = d.ndim == 1
     d = d[None] if single else d
     if d.ndim != 2 or d.shape[1] != theta.size:
@@ -375,6 +403,8 @@ def influence(
     """
     xtr, ytr = check_examples(*train)
     xte, yte = check_examples(*test, name="test set")
+    _check_params(params)
+    damping = validation.check_number(damping, "damping", nonnegative=True)
     theta, _ = flatten(params)
     n = xtr.shape[0]
     g_test = per_example_grads(loss_fn, params, xte, yte)  # [T, P]
@@ -395,7 +425,7 @@ def influence(
                     "Add damping above the magnitude of its smallest eigenvalue "
                     "(spectrum.extreme_eigenvalues) or train to a minimum first."
                 )
-            if bool((solve.residual > 100 * tol).any()):
+            if not bool((solve.residual <= 100 * tol).all()):  # (NaN never passes)
                 raise ValueError(
                     f"conjugate gradients did not converge in {maxiter} iterations (worst "
                     f"relative residual {float(solve.residual.max()):.2g}): raise maxiter or damping"
@@ -427,6 +457,7 @@ def tracin(
         )
     xtr, ytr = check_examples(*train)
     xte, yte = check_examples(*test, name="test set")
+    learning_rates = [validation.check_number(lr, "learning rate") for lr in learning_rates]
     total = 0.0
     for params, lr in zip(checkpoints, learning_rates, strict=True):
         g_test = per_example_grads(loss_fn, params, xte, yte)
@@ -562,6 +593,9 @@ def fit(
         raise ValueError(f"proximal must be >= 0, got {proximal}")
     if method not in ("newton", "lbfgs"):
         raise ValueError(f"unknown method {method!r}: use 'newton' or 'lbfgs'")
+    validation.check_number(tol, "tol", positive=True)
+    validation.check_int(maxiter, "maxiter", minimum=1)
+    _check_params(params)
     theta0, _ = flatten(params)
     if method == "newton" and theta0.size > MAX_EXACT_PARAMS:
         raise ValueError(f"Newton's method forms the {theta0.size}^2 Hessian: use method='lbfgs'")
@@ -573,8 +607,11 @@ def fit(
 def removal_weights(n: int, removed) -> np.ndarray:
     """`[R, N]` example weights, row r all ones but a 0 at `removed[r]` (leave-one-out)."""
     removed = np.asarray(removed)
+    validation.check_int(n, "n")
     if n < 1:
         raise ValueError("the training set is empty")
+    if removed.size and not np.issubdtype(removed.dtype, np.integer):
+        raise TypeError(f"removed must hold integer indices, got dtype {removed.dtype}")
     if removed.ndim != 1 or removed.size == 0 or removed.min() < 0 or removed.max() >= n:
         raise ValueError(f"removed must be a non-empty [R] array of indices in [0, {n}), got {removed!r}")
     w = np.ones((removed.size, n))

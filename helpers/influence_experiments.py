@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from helpers import validation
 from helpers.influence import (
     FitResult,
     conjugate_gradient,
@@ -51,6 +52,7 @@ def composition_features(x) -> jax.Array:
     n = counts.sum(axis=-1, keepdims=True)
     if bool((n == 0).any()):
         raise ValueError("an input holds no residue (all padding or all zero): not a peptide")
+    validation.check_finite(counts, "x")
     return counts / n
 
 

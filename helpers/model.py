@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from helpers import validation
 from helpers.sequences import AMINO_ACIDS, KYTE_DOOLITTLE, NUM_CHANNELS
 
 LENGTH_SCALE = 100.0  # the length feature is L / 100 residues
@@ -83,6 +84,11 @@ class HemolysisCNN(hk.Module):
         super().__init__(name=name)
         if len(kernels) != len(pools):
             raise ValueError(f"kernels {kernels} and pools {pools} must have the same length")
+        validation.check_callable(activation, "activation")
+        validation.check_int(channels, "channels", minimum=1)
+        for what, values in (("kernels", kernels), ("pools", pools), ("hidden", hidden)):
+            for v in values:
+                validation.check_int(v, f"each of {what}", minimum=1)
         self.activation = activation
         self.channels = channels
         self.kernels = kernels
@@ -175,6 +181,9 @@ def predict_fn(params: hk.Params, **config: Any) -> Callable[[jax.Array], jax.Ar
     models of one architecture (cascading randomisation, other seeds) share one compiled
     program (`helpers.jitting`).
     """
+    if not isinstance(params, Mapping) or not params:
+        raise TypeError(f"params must be the model's haiku parameters (a dict of modules), got {type(params).__name__}")
+    validation.check_finite_tree(params, "params")
     return jax.tree_util.Partial(_jitted_apply(**config), params)
 
 
@@ -194,6 +203,7 @@ def _cached_apply(config: tuple) -> Callable:
 
 def hydropathy_weights(scale: float = 10.0) -> jax.Array:
     """`[21]`: Kyte-Doolittle hydropathy per channel divided by `scale` (padding 0)."""
+    validation.check_number(scale, "scale", nonzero=True)
     return jnp.array([0.0] + [KYTE_DOOLITTLE[a] for a in AMINO_ACIDS]) / scale
 
 

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers import jitting
+from helpers import jitting, validation
 from helpers.attribution import PredictFn, _as_input, num_residues
 from helpers.sequences import NUM_CHANNELS
 
@@ -45,11 +45,12 @@ def fill_reference(kind: str, x) -> jax.Array:
     sequence) or `zeros` (all-zero rows). `delete` has no reference (residues are spliced
     out, see `splice`); its empty coalition is the all-padding input, returned here."""
     x = _as_input(x)
+    if not isinstance(kind, str):
+        raise TypeError(f"fill must be one of {FILLS} or an array, got {type(kind).__name__}")
+    kind = validation.baseline_name(kind, allowed=FILLS, name="fill")  # the shared vocabulary
     if kind in ("padding", "delete"):
         return jnp.zeros_like(x).at[:, 0].set(1.0)
-    if kind == "zeros":
-        return jnp.zeros_like(x)
-    raise ValueError(f"unknown fill {kind!r}; use one of {FILLS} or pass an array")
+    return jnp.zeros_like(x)
 
 
 def _splice(x: jax.Array, keep: jax.Array) -> jax.Array:
@@ -69,11 +70,9 @@ def splice(x, masks) -> np.ndarray:
     instead leaves a padding row inside the sequence, an input the training data never holds."""
     x = _as_input(x)
     n = num_residues(x)
-    masks = np.asarray(masks)
-    if masks.ndim != 2 or masks.shape[1] != n:
-        raise ValueError(f"masks must have shape [C, {n}] (one column per residue), got {masks.shape}")
+    masks = validation.check_mask(masks, "masks", n)
     keep = np.zeros((len(masks), x.shape[0]), dtype=bool)
-    keep[:, :n] = masks.astype(bool)
+    keep[:, :n] = masks
     return np.asarray(_splice(x, jnp.asarray(keep)))
 
 
@@ -91,7 +90,7 @@ def _references(x: jax.Array, background, baseline) -> jax.Array:
         if ref.shape != x.shape:
             raise ValueError(f"baseline has shape {ref.shape} but x has shape {x.shape}; they must match")
         return ref[None]
-    bg = np.asarray(background, dtype=np.float32)
+    bg = validation.as_float_array(background, "background").astype(np.float32)
     if bg.ndim == 2:
         bg = bg[None]
     if bg.ndim != 3 or bg.shape[1:] != x.shape:
@@ -152,10 +151,7 @@ class Game:
         return int(self.references.shape[0])
 
     def __call__(self, masks) -> np.ndarray:
-        masks = np.asarray(masks)
-        if masks.ndim != 2 or masks.shape[1] != self.n:
-            raise ValueError(f"masks must have shape [C, {self.n}] (one column per residue), got {masks.shape}")
-        masks = masks.astype(bool)
+        masks = validation.check_mask(masks, "masks", self.n)
         length = self.x.shape[0]
         keep = np.ones((masks.shape[0], length), dtype=bool)  # padding always keeps x's rows
         keep[:, : self.n] = masks
@@ -209,9 +205,11 @@ def make_game(
     x = _as_input(x)
     refs = _references(x, background, baseline)
     n = num_residues(x)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    validation.check_int(batch_size, "batch_size", minimum=1)
+    # The output contract (validation.check_logits), once per game: x and the first reference.
+    validation.model_outputs(f, jnp.stack([x, refs[0]]))
     if length is not None:
+        validation.check_int(length, "length")
         if not n <= length <= x.shape[0]:
             raise ValueError(f"length must lie between the {n} residues and L = {x.shape[0]}, got {length}")
         # x and the empty coalition's inputs (references inside x's residues, x's padding
@@ -231,19 +229,14 @@ def make_game(
     return kind(f, x, refs, n=n, batch_size=batch_size)
 
 
-def check_key(key) -> None:
-    """Raises unless `key` is one JAX PRNG key (`jax.random.PRNGKey(seed)` or `jax.random.key`)."""
-    raw = isinstance(key, jax.Array) and key.shape == (2,) and key.dtype == jnp.uint32
-    typed = isinstance(key, jax.Array) and key.shape == () and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if not (raw or typed):
-        raise ValueError("key must be a JAX PRNG key, e.g. jax.random.PRNGKey(0), not a seed or an array")
+check_key = validation.check_key  # (kept here: shapley and surrogate import it from here)
 
 
 def game_for_fill(f: PredictFn, x, fill, *, length: int | None = None) -> Game:
     """The game of a perturbation method's `fill`: `"padding"`, `"zeros"`, a baseline array
     `[L, A]` (baseline game), `"delete"` (deletion game), or background peptides
     `[M, L, A]` (interventional game)."""
-    fill_arr = None if isinstance(fill, str) else np.asarray(fill)
+    fill_arr = None if isinstance(fill, str) else validation.as_float_array(fill, "fill")
     if fill_arr is not None and fill_arr.ndim == 3:
         return make_game(f, x, background=fill_arr, length=length)
     return make_game(f, x, baseline=fill if fill_arr is None else fill_arr, length=length)
@@ -255,10 +248,9 @@ def game_for_fill(f: PredictFn, x, fill, *, length: int | None = None) -> Game:
 def window_masks(n: int, window: int, stride: int = 1) -> np.ndarray:
     """`[W, n]` bool masks with one window of `window` residues absent each, starting at
     0, stride, 2 stride, ... (a last window is added so that every residue is covered)."""
-    if not (isinstance(window, (int, np.integer)) and 1 <= window):
-        raise ValueError(f"window must be an integer >= 1, got {window!r}")
-    if not (isinstance(stride, (int, np.integer)) and 1 <= stride):
-        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+    validation.check_int(n, "n", minimum=1)
+    validation.check_int(window, "window", minimum=1)
+    validation.check_int(stride, "stride", minimum=1)
     window = min(window, n)
     starts = list(range(0, n - window + 1, stride))
     if starts[-1] + window < n:

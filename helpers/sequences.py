@@ -42,6 +42,14 @@ def _clean(seq: object, *, length: int, where: str = "") -> str:
             f"{where}expected a peptide as a string of one-letter amino-acid codes, "
             f"got {type(seq).__name__}: {seq!r}"
         )
+    # Before any case-folding: "ß".upper() is "SS", a ligature "ﬁ" becomes "FI", a dotless
+    # "ı" becomes "I"; such text (from copy-paste) is refused, never silently rewritten.
+    if not seq.isascii():
+        pos, ch = next((p, c) for p, c in enumerate(seq, start=1) if not c.isascii())
+        raise ValueError(
+            f"{where}non-ASCII character {ch!r} (U+{ord(ch):04X}) at position {pos} of the "
+            f"input {seq!r}: use the 20 standard one-letter codes {AMINO_ACIDS}"
+        )
     s = seq.strip().upper()
     if not s:
         raise ValueError(f"{where}empty sequence: a peptide needs at least one residue")
@@ -62,6 +70,25 @@ def _clean(seq: object, *, length: int, where: str = "") -> str:
 def _check_length(length: int) -> None:
     if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 1:
         raise ValueError(f"length must be a positive integer, got {length!r}")
+
+
+def _as_list(seqs, where: str) -> list:
+    """A list of sequences from `seqs`; a single string is refused (never read as a list of
+    one-letter peptides)."""
+    if isinstance(seqs, (str, bytes)):
+        raise ValueError(f"{where} takes a list of sequences, got a single string: wrap it in a list "
+                         f"(or use encode() for one peptide)")
+    try:
+        return list(seqs)
+    except TypeError:
+        raise ValueError(f"{where} takes a list of sequences, got {type(seqs).__name__}") from None
+
+
+def _max_length(seqs: list) -> int:
+    """The longest stripped sequence (for sizing), after each item is checked to be a str."""
+    for i, s in enumerate(seqs):
+        _clean(s, length=len(s) if isinstance(s, str) and len(s) else 1, where=f"sequence #{i}: ")
+    return max(len(s.strip()) for s in seqs)
 
 
 def to_indices(seq: str, *, length: int = DEFAULT_LENGTH) -> np.ndarray:
@@ -85,7 +112,7 @@ def encode(seq: str, *, length: int = DEFAULT_LENGTH) -> np.ndarray:
 
 def encode_batch(seqs: Iterable[str], *, length: int = DEFAULT_LENGTH) -> np.ndarray:
     """Many peptides -> `[B, L, A]`. Errors name the offending item's index."""
-    if isinstance(seqs, str):
+    if isinstance(seqs, (str, bytes)):
         raise ValueError("encode_batch takes a list of sequences; use encode() for one string")
     _check_length(length)
     cleaned = [_clean(seq, length=length, where=f"sequence #{i}: ") for i, seq in enumerate(seqs)]
@@ -103,9 +130,11 @@ def _one_hot(cleaned: Sequence[str], length: int) -> np.ndarray:
 def _check_one_hot(x: np.ndarray, *, batched: bool) -> np.ndarray:
     x = np.asarray(x)
     want = 3 if batched else 2
-    if x.ndim != want or x.shape[-1] != NUM_CHANNELS:
+    if x.ndim != want or x.shape[-1] != NUM_CHANNELS or x.shape[-2] == 0:
         shape = "[B, L, 21]" if batched else "[L, 21]"
-        raise ValueError(f"expected a one-hot array of shape {shape}, got shape {x.shape}")
+        raise ValueError(f"expected a one-hot array of shape {shape} (L >= 1), got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"expected a numeric one-hot array, got dtype {x.dtype}")
     if np.isnan(x).any():
         raise ValueError("array contains NaN: not a one-hot encoding")
     is01 = np.all((x == 0) | (x == 1), axis=-1)
@@ -145,20 +174,33 @@ def decode_batch(x: np.ndarray) -> list[str]:
 def indices_to_strings(idx: np.ndarray) -> list[str]:
     """Integer codes `[N, L]` (0 = padding, trailing) -> sequence strings."""
     idx = np.asarray(idx)
-    if idx.ndim != 2 or idx.min() < 0 or idx.max() >= NUM_CHANNELS:
-        raise ValueError(f"expected integer codes in 0..20 of shape [N, L], got {idx.shape}")
+    if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"idx: expected integer codes in 0..20 of shape [N, L], got {idx.dtype} {idx.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= NUM_CHANNELS):
+        raise ValueError(f"idx: codes must lie in 0..20, got {idx.min()}..{idx.max()}")
+    residue = idx > 0
+    gap = ~residue[:, :-1] & residue[:, 1:]  # padding followed by a residue
+    if gap.any():
+        row, col = np.argwhere(gap)[0]
+        raise ValueError(f"idx: row {row} has padding at position {col + 1} before a residue: padding must be "
+                         f"trailing (dropping it would silently join the residues around the gap)")
     letters = np.array(list(ALPHABET))
     return ["".join(letters[row[row > 0]]) for row in idx]
 
 
 def lengths(x: np.ndarray) -> np.ndarray:
     """Number of residues per sequence from one-hot `[..., L, A]` -> `[...]` int."""
+    if np.ndim(x) < 2 or np.shape(x)[-1] != NUM_CHANNELS:
+        raise ValueError(f"x: expected one-hot peptides [..., L, 21], got shape {np.shape(x)}")
     return (np.asarray(x)[..., 1:].sum(axis=-1) > 0).sum(axis=-1)
 
 
 def composition(seqs: Sequence[str]) -> np.ndarray:
     """Amino-acid fractions `[B, 20]` (columns in `AMINO_ACIDS` order)."""
-    x = encode_batch(seqs, length=max(len(s.strip()) for s in seqs))
+    seqs = _as_list(seqs, "composition")
+    if not seqs:
+        return np.zeros((0, len(AMINO_ACIDS)))
+    x = encode_batch(seqs, length=_max_length(seqs))
     counts = x[..., 1:].sum(axis=1)
     return counts / counts.sum(axis=1, keepdims=True)
 
@@ -166,10 +208,10 @@ def composition(seqs: Sequence[str]) -> np.ndarray:
 def pooled_composition(seqs: Sequence[str]) -> np.ndarray:
     """`[20]`: the fraction of all residues of `seqs` that are each amino acid (long peptides
     weigh more, unlike the mean of `composition`)."""
-    seqs = list(seqs)
+    seqs = _as_list(seqs, "pooled_composition")
     if not seqs:
         raise ValueError("no sequences: pass at least one")
-    idx = _check_one_hot(encode_batch(seqs, length=max(len(s.strip()) for s in seqs)), batched=True)
+    idx = _check_one_hot(encode_batch(seqs, length=_max_length(seqs)), batched=True)
     return np.bincount(idx[idx > 0] - 1, minlength=len(AMINO_ACIDS)) / np.count_nonzero(idx)
 
 
@@ -206,8 +248,8 @@ def descriptors(seqs: Sequence[str]) -> np.ndarray:
     if the peptide folds into an alpha helix (amphipathic helices are the classic membrane
     disrupters). Validates like `encode_batch`.
     """
-    seqs = list(seqs) if not isinstance(seqs, str) else seqs
-    x = encode_batch(seqs, length=max(len(s.strip()) for s in seqs) if seqs else 1)
+    seqs = _as_list(seqs, "descriptors")
+    x = encode_batch(seqs, length=_max_length(seqs) if seqs else 1)
     counts = x[..., 1:].sum(axis=1)  # [B, 20]
     n = counts.sum(axis=1)
     col = {aa: counts[:, i] for i, aa in enumerate(AMINO_ACIDS)}

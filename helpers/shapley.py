@@ -21,10 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from helpers import validation
 from helpers.attribution import PredictFn
 from helpers.perturbation import Game, check_key, make_game
 
 MAX_EXACT_PLAYERS = 14
+MAX_ENUMERATED_PLAYERS = 24  # all_coalitions: 2^24 x 24 booleans = 400 MB
+MAX_KERNEL_SAMPLES = 1 << 22  # kernel_shap's budget: beyond, the coalition lists need GBs
 
 
 class ShapleyResult(NamedTuple):
@@ -45,21 +48,28 @@ def _result(game: Game, values: np.ndarray, stderr, coalitions: int) -> ShapleyR
 
 def all_coalitions(n: int) -> np.ndarray:
     """`[2^n, n]` bool: row s is the coalition whose bit i (of the integer s) is player i."""
+    validation.check_int(n, "n", minimum=0)
+    if n > MAX_ENUMERATED_PLAYERS:
+        raise ValueError(f"n = {n} players have 2^{n} = {2**n:,} coalitions, too many to list "
+                         f"(limit {MAX_ENUMERATED_PLAYERS} players): sample them instead (shapley_permutation, kernel_shap)")
     return ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
 
 
 def shapley_weights(n: int) -> np.ndarray:
     """`[n]`: the weight |S|! (n - |S| - 1)! / n! of a coalition of size |S| = 0 .. n-1 in
     a player's Shapley value."""
+    validation.check_int(n, "n", minimum=1)
     return np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
 
 
 def shapley_from_values(v: np.ndarray, n: int) -> np.ndarray:
     """Exact Shapley values `[n]` from the values `v [2^n]` of all coalitions (indexed as
     in `all_coalitions`): phi_i = sum over S without i of w(|S|) (v(S + i) - v(S))."""
-    v = np.asarray(v, dtype=np.float64)
+    validation.check_int(n, "n", minimum=1, maximum=MAX_ENUMERATED_PLAYERS)
+    v = validation.as_float_array(v, "v").astype(np.float64)
     if v.shape != (2**n,):
         raise ValueError(f"expected {2**n} coalition values for {n} players, got {v.shape}")
+    validation.check_finite(v, "v")
     s = np.arange(2**n)
     bits = (s[:, None] >> np.arange(n)) & 1  # [2^n, n]
     sizes = bits.sum(axis=1)
@@ -74,9 +84,11 @@ def banzhaf_from_values(v: np.ndarray, n: int) -> np.ndarray:
     `all_coalitions`): beta_i = 2^-(n-1) sum over S without i of (v(S + i) - v(S)), the mean
     marginal contribution when every other player is present with probability 1/2. Unlike
     Shapley values they need not add up to v(all) - v(none)."""
-    v = np.asarray(v, dtype=np.float64)
+    validation.check_int(n, "n", minimum=1, maximum=MAX_ENUMERATED_PLAYERS)
+    v = validation.as_float_array(v, "v").astype(np.float64)
     if v.shape != (2**n,):
         raise ValueError(f"expected {2**n} coalition values for {n} players, got {v.shape}")
+    validation.check_finite(v, "v")
     s = np.arange(2**n)
     without = ((s[:, None] >> np.arange(n)) & 1) == 0  # [2^n, n]: i not in S
     marginal = v[s[:, None] | (1 << np.arange(n))] - v[:, None]  # [2^n, n]
@@ -86,6 +98,7 @@ def banzhaf_from_values(v: np.ndarray, n: int) -> np.ndarray:
 def _exact(from_values, game: Game, max_players: int) -> ShapleyResult:
     """Values `from_values(v, n)` of the game from all of its 2^n coalitions."""
     n = game.n
+    validation.check_int(max_players, "max_players", minimum=1, maximum=MAX_ENUMERATED_PLAYERS)
     if n > max_players:
         raise ValueError(
             f"x has {n} residues (players): exact enumeration needs 2^{n} = {2**n} coalitions x "
@@ -196,6 +209,9 @@ def kernel_shap(
             f"n_samples must be an integer of at least n + 1 = {n + 1} coalitions for {n} residues, "
             f"got {n_samples!r} (SHAP's default is 2 n + 2048)"
         )
+    if n_samples > MAX_KERNEL_SAMPLES:
+        raise ValueError(f"n_samples = {n_samples:,} coalitions would need gigabytes of masks; "
+                         f"use at most {MAX_KERNEL_SAMPLES:,} (exact Shapley values: shapley_exact)")
     delta = game.full - game.empty
     if n == 1:
         return _result(game, np.array([delta]), None, 2)
@@ -211,11 +227,17 @@ def solve_kernel(masks, weights, values, empty: float, full: float) -> np.ndarra
     `values ~ empty + masks @ phi` (weights `[C]`, masks `[C, n]` bool) subject to
     `sum(phi) = full - empty`, imposed exactly by eliminating the last player
     (phi_n = full - empty - sum of the others) and solving the unconstrained rest."""
-    z = np.asarray(masks, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
-    if z.ndim != 2 or w.shape != (len(z),) or v.shape != (len(z),):
-        raise ValueError(f"masks [C, n], weights [C] and values [C] must agree; got {z.shape}, {w.shape}, {v.shape}")
+    z = validation.as_float_array(masks, "masks").astype(np.float64)
+    w = validation.as_float_array(weights, "weights").astype(np.float64)
+    v = validation.as_float_array(values, "values").astype(np.float64)
+    if z.ndim != 2 or w.shape != (len(z),) or v.shape != (len(z),) or z.shape[0] == 0 or z.shape[1] == 0:
+        raise ValueError(f"masks [C >= 1, n >= 1], weights [C] and values [C] must agree; got {z.shape}, {w.shape}, {v.shape}")
+    validation.check_finite(v, "values")
+    validation.check_finite(w, "weights")
+    if (w < 0).any():
+        raise ValueError("weights must be >= 0 (they are least-squares weights)")
+    empty = validation.check_number(empty, "empty")
+    full = validation.check_number(full, "full")
     delta = full - empty
     target = v - empty - z[:, -1] * delta
     design = z[:, :-1] - z[:, -1:]
@@ -227,6 +249,9 @@ def solve_kernel(masks, weights, values, empty: float, full: float) -> np.ndarra
 def kernel_coalitions(n: int, budget: int, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
     """Coalitions `[C, n]` and their kernel weights `[C]` (summing to 1), as SHAP builds them
     for a budget of `budget` coalitions (see `kernel_shap`)."""
+    validation.check_int(n, "n", minimum=2)
+    validation.check_int(budget, "budget", minimum=1, maximum=MAX_KERNEL_SAMPLES)
+    validation.check_key(key)
     sizes = np.arange(1, n)
     size_weight = (n - 1) / (sizes * (n - sizes))  # total kernel weight of all subsets of each size
     size_weight = size_weight / size_weight.sum()

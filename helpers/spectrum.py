@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from helpers import validation
+
 Hvp = Callable[[jax.Array], jax.Array]  # hvp(v[P]) -> [P]
 
 
@@ -23,8 +25,10 @@ def extreme_eigenvalues(hvp: Hvp, dim: int, key: jax.Array, *, iters: int = 100)
     `largest I - H`. A negative smallest value means the objective is not convex there
     and H^-1 is not a meaningful quadratic model: use damping above its magnitude.
     """
-    if dim < 1 or iters < 1:
-        raise ValueError(f"need dim >= 1 and iters >= 1, got {dim}, {iters}")
+    validation.check_callable(hvp, "hvp")
+    validation.check_int(dim, "dim", minimum=1)
+    validation.check_int(iters, "iters", minimum=1)
+    validation.check_key(key)
 
     def power(matvec, v):
         def body(v, _):
@@ -40,6 +44,8 @@ def extreme_eigenvalues(hvp: Hvp, dim: int, key: jax.Array, *, iters: int = 100)
         return top, power(lambda v: top * v - hvp(v), jax.random.normal(k2, (dim,)))
 
     top, shifted = both(*jax.random.split(key))
+    if not bool(jnp.isfinite(top) & jnp.isfinite(shifted)):
+        raise FloatingPointError("power iteration produced NaN or infinity: hvp returned non-finite products")
     return float(top), float(top - shifted)
 
 
@@ -61,6 +67,10 @@ def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50) -> LanczosRe
     is never below the smallest eigenvalue of H (it is a Rayleigh quotient): a negative one
     proves negative curvature, a positive one only fails to find any.
     """
+    validation.check_callable(hvp, "hvp")
+    validation.check_int(dim, "dim", minimum=1)
+    validation.check_int(steps, "steps", minimum=1)
+    validation.check_key(key)
     if dim < 1 or not 1 <= steps <= dim:
         raise ValueError(f"need dim >= 1 and 1 <= steps <= dim, got dim={dim}, steps={steps}")
     v0 = jax.random.normal(key, (dim,))
@@ -87,6 +97,8 @@ def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50) -> LanczosRe
 
     _, alphas, betas = run(q0)
     a, b = np.asarray(alphas, np.float64), np.asarray(betas, np.float64)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise FloatingPointError("Lanczos produced NaN or infinity: hvp returned non-finite products")
     t = np.diag(a) + np.diag(b[:-1], 1) + np.diag(b[:-1], -1)
     theta, s = np.linalg.eigh(t)
     return LanczosResult(theta, np.abs(b[-1] * s[-1]), steps)

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from sklearn.linear_model import Ridge, lars_path
 
+from helpers import validation
 from helpers.attribution import PredictFn
 from helpers.perturbation import check_key, game_for_fill
 
@@ -37,7 +38,8 @@ class LimeResult(NamedTuple):
 
 def kernel_weights(distance, kernel_width: float) -> np.ndarray:
     """lime's kernel sqrt(exp(-d^2 / w^2)) of distances `[S]` (here: fraction of residues removed)."""
-    d = np.asarray(distance, dtype=np.float64)
+    validation.check_number(kernel_width, "kernel_width", positive=True)
+    d = validation.check_finite(validation.as_float_array(distance, "distance").astype(np.float64), "distance")
     return np.sqrt(np.exp(-(d**2) / kernel_width**2))
 
 
@@ -45,6 +47,9 @@ def sample_masks(key: jax.Array, n: int, n_samples: int) -> np.ndarray:
     """`[S, n]` bool: row 0 keeps every residue; each other row removes a uniform number
     1 .. n of residues (n included: lime's `randint(1, doc_size + 1)`), chosen uniformly
     (lime's text sampler)."""
+    validation.check_key(key)
+    validation.check_int(n, "n", minimum=1)
+    validation.check_int(n_samples, "n_samples", minimum=1)
     k_count, k_which = jax.random.split(key)
     removed = np.asarray(jax.random.randint(k_count, (n_samples - 1,), 1, n + 1))  # 1 .. n
     ranks = np.argsort(np.asarray(jax.random.uniform(k_which, (n_samples - 1, n))), axis=1)
@@ -55,6 +60,12 @@ def sample_masks(key: jax.Array, n: int, n_samples: int) -> np.ndarray:
 def select_features(z: np.ndarray, y: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
     """Indices of at most k columns of `z [S, n]`: the last point of the weighted lasso path
     (scikit-learn's `lars_path`) with at most k non-zero coefficients."""
+    validation.check_int(k, "k", minimum=0)
+    z, y, w = (validation.as_float_array(a, name) for a, name in ((z, "z"), (y, "y"), (w, "w")))
+    if z.ndim != 2 or y.shape != (len(z),) or w.shape != (len(z),) or len(z) == 0:
+        raise ValueError(f"z [S >= 1, n], y [S] and w [S] must agree; got {z.shape}, {y.shape}, {w.shape}")
+    validation.check_finite(y, "y")
+    validation.check_finite(w, "w")
     zc = (z - np.average(z, axis=0, weights=w)) * np.sqrt(w)[:, None]
     yc = (y - np.average(y, weights=w)) * np.sqrt(w)
     _, _, coefs = lars_path(zc, yc, method="lasso")
@@ -95,8 +106,8 @@ def lime(
             f"n + 1 numbers and fewer samples make its fit (and R^2) meaningless; got {n_samples!r} "
             "(lime's default is 5000)"
         )
-    if not (np.isfinite(kernel_width) and kernel_width > 0):
-        raise ValueError(f"kernel_width must be a positive number, got {kernel_width!r}")
+    validation.check_number(kernel_width, "kernel_width", positive=True)
+    validation.check_number(alpha, "alpha", nonnegative=True)
     if n_features is None:
         n_features = n
     if not isinstance(n_features, (int, np.integer)) or not 1 <= n_features:

@@ -53,7 +53,7 @@ def test_game_errors(additive, background_peptides):
         P.make_game(f, x, background=background_peptides[:2, :L], baseline="padding")
     with pytest.raises(ValueError, match=r"background must have shape \[M, 24, 21\]"):
         P.make_game(f, x, background=background_peptides[:2])
-    with pytest.raises(ValueError, match="unknown fill"):
+    with pytest.raises(ValueError, match="fill='mean' is not available here: it needs the training set"):
         P.make_game(f, x, baseline="mean")
     with pytest.raises(ValueError, match="NaN"):
         P.make_game(f, x, background=np.full((2, L, 21), np.nan))
