@@ -104,23 +104,29 @@ def precision_at_k(scores, truth, k: int | None = None) -> float:
     return float(t[top].mean())
 
 
-def bootstrap(statistic, y: np.ndarray, scores: np.ndarray, *, n_resamples: int = 2000, seed: int = 0) -> np.ndarray:
-    """`[n_resamples]` values of `statistic(y, scores)` on resamples of the examples drawn
-    with replacement *within each class* (a stratified bootstrap: every resample keeps the
-    numbers of positives and negatives, so AUROC is always defined). Percentiles of the
-    result give a confidence interval, its standard deviation a standard error."""
-    y, s = _check(y, scores)
+def _stratified_resamples(statistic, y: np.ndarray, n_resamples, seed: int, name: str):
+    """Checks `statistic` and `n_resamples` (at once), then returns an iterator over
+    `n_resamples` index arrays drawn with replacement within each class (the resampling of `bootstrap` and `paired_bootstrap`)."""
     if not callable(statistic):
         raise TypeError(f"statistic must be a function f(y, scores) -> float, got {type(statistic).__name__}")
     if not isinstance(n_resamples, (int, np.integer)) or isinstance(n_resamples, bool) or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
     groups = [np.flatnonzero(y == c) for c in (0, 1)]
     if any(len(g) == 0 for g in groups):
-        raise ValueError("bootstrap needs both classes among the labels (it resamples within each)")
+        raise ValueError(f"{name} needs both classes among the labels (it resamples within each)")
     rng = np.random.default_rng(seed)
+    return (np.concatenate([rng.choice(g, size=len(g)) for g in groups]) for _ in range(n_resamples))
+
+
+def bootstrap(statistic, y: np.ndarray, scores: np.ndarray, *, n_resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """`[n_resamples]` values of `statistic(y, scores)` on resamples of the examples drawn
+    with replacement *within each class* (a stratified bootstrap: every resample keeps the
+    numbers of positives and negatives, so AUROC is always defined). Percentiles of the
+    result give a confidence interval, its standard deviation a standard error."""
+    y, s = _check(y, scores)
+    resamples = _stratified_resamples(statistic, y, n_resamples, seed, "bootstrap")
     out = np.empty(n_resamples)
-    for r in range(n_resamples):
-        idx = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
+    for r, idx in enumerate(resamples):
         out[r] = statistic(y[idx], s[idx])
     return out
 
@@ -137,16 +143,8 @@ def paired_bootstrap(statistic, y: np.ndarray, scores_a: np.ndarray, scores_b: n
             raise ValueError(f"{name} must have the shape of y {np.shape(y)}, got {np.shape(sc)}")
     y, a = _check(y, scores_a)
     _, b = _check(y, scores_b)
-    if not callable(statistic):
-        raise TypeError(f"statistic must be a function f(y, scores) -> float, got {type(statistic).__name__}")
-    if not isinstance(n_resamples, (int, np.integer)) or isinstance(n_resamples, bool) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    groups = [np.flatnonzero(y == c) for c in (0, 1)]
-    if any(len(g) == 0 for g in groups):
-        raise ValueError("paired_bootstrap needs both classes among the labels (it resamples within each)")
-    rng = np.random.default_rng(seed)
+    resamples = _stratified_resamples(statistic, y, n_resamples, seed, "paired_bootstrap")
     out = np.empty(n_resamples)
-    for r in range(n_resamples):
-        idx = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
+    for r, idx in enumerate(resamples):
         out[r] = statistic(y[idx], a[idx]) - statistic(y[idx], b[idx])
     return out
