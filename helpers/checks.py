@@ -18,30 +18,9 @@ import numpy as np
 from helpers import attribution, shapley
 from helpers import model as model_lib
 from helpers import sequences as seqs_lib
+from helpers.course.checks._common import CheckFailed, _run, _stub_or  # noqa: F401  (re-exported)
 
 PEPTIDES = ("GIGKFLHSAKKFGKAFVGEIMNS", "KWKLFKKIEK", "FLPLIGRVLSGIL")  # magainin 2, a synthetic AMP, temporin A
-
-
-class CheckFailed(AssertionError):
-    """The student's implementation broke a property the check names."""
-
-
-def _stub_or(student: Callable, *args, what: str):
-    """`student(*args)` as returned (a tuple, an int, an array): a stub that raises
-    NotImplementedError fails with "not written yet", NaN or infinite values fail too."""
-    try:
-        out = student(*args)
-    except NotImplementedError as e:
-        raise CheckFailed(f"{what} is not written yet ({e})") from None
-    parts = out if isinstance(out, tuple) else (out,)
-    if not all(np.isfinite(np.asarray(p, dtype=float)).all() for p in parts if not isinstance(p, str)):
-        raise CheckFailed(f"{what} returned NaN or infinite values")
-    return out
-
-
-def _run(student: Callable, *args, what: str) -> np.ndarray:
-    """`student(*args)` as a float array (see `_stub_or`)."""
-    return np.asarray(_stub_or(student, *args, what=what), dtype=float)
 
 
 def _models() -> tuple[Callable, np.ndarray, Callable]:
