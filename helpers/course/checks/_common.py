@@ -10,6 +10,7 @@ the same cases (used when grading, so answers cannot be collected from messages)
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -34,3 +35,120 @@ def _stub_or(student: Callable, *args, what: str):
 def _run(student: Callable, *args, what: str) -> np.ndarray:
     """`student(*args)` as a float array (see `_stub_or`)."""
     return np.asarray(_stub_or(student, *args, what=what), dtype=float)
+
+
+PEPTIDES = ("GIGKFLHSAKKFGKAFVGEIMNS", "KWKLFKKIEK", "FLPLIGRVLSGIL")  # magainin 2, a synthetic AMP, temporin A
+
+
+def _models() -> tuple[Callable, np.ndarray, Callable]:
+    """The cases' two models: the linear hydropathy model with its weights `[A]` (a closed
+    form for every method), and the course CNN."""
+    from helpers import model as model_lib
+
+    params, _ = model_lib.load_pretrained()
+    return model_lib.hydrophobicity_model(), np.asarray(model_lib.hydropathy_weights()), model_lib.predict_fn(params)
+
+
+def _where(diff: np.ndarray, seq: str) -> str:
+    pos = int(np.unravel_index(np.argmax(np.abs(diff)), diff.shape)[0])
+    return f"residue {pos + 1} ({seq[pos] if pos < len(seq) else 'padding'}) of {seq}"
+
+
+# ---------------------------------------------------------------- grading isolation
+
+
+class WriteItYourself(RuntimeError):
+    """The student's function called a helper the exercise asks them to write themselves."""
+
+
+_TRIPPED: list[str] = []  # names of forbidden helpers called since the last `forbid` began
+
+
+def _raiser_code(message: str, nfree: int):
+    """A code object that records `message` and raises `WriteItYourself(message)`, with
+    `nfree` free variables so that it can replace the code of a closure of that size."""
+    names = [f"_free{i}" for i in range(nfree)]
+    mod = repr(__name__)
+    src = ("def _outer():\n" + "".join(f"    {n} = None\n" for n in names)
+           + "    def _forbidden(*args, **kwargs):\n"
+           + (f"        ({', '.join(names)},)\n" if names else "")
+           + f"        _m = __import__({mod}, fromlist=['_TRIPPED'])\n"
+           + f"        _m._TRIPPED.append({message!r})\n"
+           + f"        raise _m.WriteItYourself({message!r})\n"
+           + "    return _forbidden\n")
+    namespace: dict = {}
+    exec(compile(src, "<forbidden helper>", "exec"), namespace)
+    return namespace["_outer"]().__code__
+
+
+def _functions(obj) -> list:
+    """The plain Python functions behind `obj`: itself and its `__wrapped__` chain."""
+    out = []
+    while obj is not None and obj not in out:
+        if hasattr(obj, "__code__"):
+            out.append(obj)
+        obj = getattr(obj, "__wrapped__", None)
+    return out
+
+
+@contextmanager
+def forbid(*helpers: Callable, exercise: str):
+    """While the block runs, calling any of `helpers` (or anything their `__code__` is
+    shared with: an alias imported earlier, `functools.wraps` wrappers) raises
+    `WriteItYourself`; the call is recorded even when the student's code catches it.
+
+    The functions' code objects are swapped and restored on exit, so `from helpers.attribution
+    import integrated_gradients as ig` made before the block is caught too."""
+    saved = []
+    try:
+        for helper in helpers:
+            for fn in _functions(helper):
+                name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
+                message = f"{exercise}: write it yourself (your code called `{name}`, which the exercise forbids)"
+                saved.append((fn, fn.__code__))
+                fn.__code__ = _raiser_code(message, len(fn.__code__.co_freevars))
+        del _TRIPPED[:]
+        yield
+    finally:
+        for fn, code in reversed(saved):
+            fn.__code__ = code
+    if _TRIPPED:
+        raise CheckFailed(_TRIPPED[0])
+
+
+def _collect(student: Callable, calls: list[tuple], *, what: str, forbidden: tuple = (), raw: bool = False) -> list:
+    """The student's outputs on every case, `calls` a list of argument tuples, all run
+    before any expected value is computed; `forbidden` helpers raise while they run (see
+    `forbid`). Outputs are float arrays (`raw=False`) or as returned (`raw=True`)."""
+    outs = []
+    with forbid(*forbidden, exercise=what):
+        for args in calls:
+            try:
+                out = _stub_or(student, *args, what=what)
+            except WriteItYourself as e:
+                raise CheckFailed(str(e)) from None
+            outs.append(out if raw else np.asarray(out, dtype=float))
+    return outs
+
+
+def _rng(seed: int | None, salt: int = 0) -> np.random.Generator:
+    """The book's generator (`seed=None`: `default_rng(salt)`, today's cases) or a
+    grading variant drawn from (seed, salt)."""
+    return np.random.default_rng(salt if seed is None else [int(seed), salt, 7919])
+
+
+def _peptides(seed: int | None) -> tuple[str, ...]:
+    """The book's three peptides, or three random ones (lengths 8 to 25) for a grading seed."""
+    if seed is None:
+        return PEPTIDES
+    from helpers import sequences as seqs_lib
+
+    rng = _rng(seed, 1)
+    letters = list(seqs_lib.AMINO_ACIDS)
+    return tuple("".join(rng.choice(letters, int(n))) for n in rng.integers(8, 26, 3))
+
+
+def _off(got: np.ndarray, want: np.ndarray) -> float:
+    """The largest absolute difference (inf when the shapes differ)."""
+    got, want = np.asarray(got, float), np.asarray(want, float)
+    return float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")

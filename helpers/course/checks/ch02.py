@@ -1,0 +1,60 @@
+"""Exercise checks of chapter 2, gradients: finite differences and gradient x input (convention: `_common`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from helpers import attribution
+from helpers import sequences as seqs_lib
+from helpers.course.checks._common import PEPTIDES, CheckFailed, _models, _run, _where
+
+
+def check_gradient_x_input(student: Callable) -> str:
+    """`student(f, x [L, A]) -> gradient x input [L, A]`. Cases: a linear model, where it is
+    x times the weights, and the course CNN against `attribution.gradient_x_input`."""
+    linear, weights, cnn = _models()
+    for seq in PEPTIDES:
+        x = jnp.asarray(seqs_lib.encode(seq))
+        a = _run(student, linear, x, what="your gradient x input")
+        if a.shape != x.shape:
+            raise CheckFailed(f"your attributions have shape {a.shape}; they must have the input's shape {tuple(x.shape)} [L, A]")
+        diff = a - np.asarray(x) * weights
+        if np.abs(diff).max() > 1e-5:
+            raise CheckFailed(f"on a linear model gradient x input is x times the weights, but yours differs by "
+                              f"{np.abs(diff).max():.3g} at {_where(diff, seq)}")
+        ref = np.asarray(attribution.gradient_x_input(cnn, x))
+        diff = _run(student, cnn, x, what="your gradient x input") - ref
+        if np.abs(diff).max() > 1e-4 * max(1.0, np.abs(ref).max()):
+            raise CheckFailed(f"on the course CNN yours differs from the reference by {np.abs(diff).max():.3g} at "
+                              f"{_where(diff, seq)}: is the gradient taken of the logit of this one peptide?")
+    return f"gradient x input: all {2 * len(PEPTIDES)} cases pass"
+
+
+def check_finite_differences(student: Callable, *, eps: float = 1e-2) -> str:
+    """`student(f, x [L, A], eps) -> [L, A]`: the central difference (f(x + eps e) -
+    f(x - eps e)) / (2 eps) for every entry e, in batched calls. Cases: the linear model
+    (exact) and a smooth nonlinear model (sum over positions of tanh units), against
+    `jax.grad`. (Not the CNN: its max-pooling has kinks, where a difference quotient
+    straddling one averages two slopes, a lesson of its own.)"""
+    linear, _, _ = _models()
+    w = jax.random.normal(jax.random.PRNGKey(0), (seqs_lib.NUM_CHANNELS, 8))
+    u = jax.random.normal(jax.random.PRNGKey(1), (8,))
+    smooth = jax.jit(lambda xb: jnp.tanh(xb @ w).sum(axis=1) @ u)
+    for seq in PEPTIDES[1:]:
+        x = jnp.asarray(seqs_lib.encode(seq, length=len(seq) + 2))
+        for model, name, tol in ((linear, "the linear model", 1e-3), (smooth, "a smooth nonlinear model", 2e-3)):
+            got = _run(student, model, x, eps, what="your finite differences")
+            if got.shape != x.shape:
+                raise CheckFailed(f"one difference per entry of x: expected shape {tuple(x.shape)} [L, A], got {got.shape}")
+            want = np.asarray(jax.grad(lambda z, model=model: model(z[None])[0])(x))
+            diff = got - want
+            if np.abs(diff).max() > tol:
+                hint = ("on a linear model every difference quotient is exact: is it divided by 2 eps?" if model is linear
+                        else "a one-sided difference (f(x + eps e) - f(x)) / eps has an O(eps) error; use the central one")
+                raise CheckFailed(f"on {name} your differences miss the gradient by {np.abs(diff).max():.2g} at "
+                                  f"{_where(diff, seq)}: {hint}")
+    return f"finite differences: all {2 * (len(PEPTIDES) - 1)} cases pass (they match jax.grad)"
