@@ -1,29 +1,80 @@
-"""Exercise checks: pass on correct implementations, fail on stubs and on specific mistakes
-with a sentence that names the broken property."""
+"""Exercise checks: pass on the book's own solutions (read from the chapters' `solution`
+cells) with the book's cases and with randomised grading cases, fail on stubs, on specific
+mistakes with a sentence that names the broken property, and on solutions that call the
+course's reference implementation ("write it yourself")."""
 
+import functools
 import itertools
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import attribution, checks, shapley
+from helpers import attribution, checks
+from helpers.course import exercises
+from helpers.course.checks import _common
 
 
-def reference_ig(f, x, baseline, steps):
-    return attribution.integrated_gradients(f, x, baseline, steps=steps).attributions
+@functools.cache
+def sol(chapter: str) -> dict:
+    """The solution functions of chapter `chapter` ("01" ... "14")."""
+    (path,) = sorted((exercises.ROOT / "chapters").glob(f"{chapter}_*.ipynb"))
+    return exercises.solutions(path)
+
+
+def _stub(*args):
+    raise NotImplementedError("exercise: write it")
+
+
+# ---------------------------------------------------------------- the guard itself
+
+
+def test_forbid_catches_aliases_and_swallowed_calls_and_restores():
+    from helpers.attribution import integrated_gradients as alias  # imported before the block
+
+    code = attribution.integrated_gradients.__code__
+
+    def sneaky(*args):
+        try:
+            return alias(*args)
+        except Exception:
+            return 0.0  # swallows the error: the call is still recorded
+
+    with pytest.raises(checks.CheckFailed, match="write it yourself.*integrated_gradients"):
+        _common._collect(sneaky, [(1, 2, 3)], what="your IG", forbidden=(attribution.integrated_gradients,))
+    assert attribution.integrated_gradients.__code__ is code  # restored
+    with pytest.raises(checks.CheckFailed, match="write it yourself"):
+        _common._collect(lambda: alias(1, 2, 3), [()], what="x", forbidden=(attribution.integrated_gradients,))
+    assert attribution.integrated_gradients.__code__ is code
+
+
+def test_forbid_swaps_closures_and_wrapped_functions():
+    from scipy.sparse.linalg import cg
+    from sklearn.metrics import roc_auc_score  # a decorated function (a closure with __wrapped__)
+
+    for fn, args in ((roc_auc_score, ([0, 1], [0.1, 0.2])), (cg, (np.eye(2), np.ones(2)))):
+        with pytest.raises(checks.CheckFailed, match="write it yourself"):
+            _common._collect(lambda fn=fn, args=args: fn(*args), [()], what="x", forbidden=(fn,))
+    assert roc_auc_score([0, 1], [0.1, 0.2]) == 1.0  # works again afterwards
+
+
+def test_grading_cases_differ_from_the_book_and_are_reproducible():
+    assert _common._peptides(None) == _common.PEPTIDES
+    assert _common._peptides(5) == _common._peptides(5) != _common._peptides(6)
+    assert not set(_common._peptides(5)) & set(_common.PEPTIDES)
+    lin5, w5, _ = _common._models(5)
+    assert w5[0] == 0.0 and not np.allclose(w5, _common._models(None)[1])
+
+
+# ---------------------------------------------------------------- specific checks
 
 
 def test_integrated_gradients_check():
-    assert "pass" in checks.check_integrated_gradients(reference_ig)
-
-    def stub(f, x, baseline, steps):
-        raise NotImplementedError("exercise: write `my_integrated_gradients`")
-
+    mine = sol("03")["my_integrated_gradients"]
+    assert "pass" in checks.check_integrated_gradients(mine)
     with pytest.raises(checks.CheckFailed, match="not written yet"):
-        checks.check_integrated_gradients(stub)
+        checks.check_integrated_gradients(_stub)
 
     def no_delta_factor(f, x, baseline, steps):  # forgets (x - baseline): gradient average only
         alphas = (jnp.arange(steps) + 0.5) / steps
@@ -32,31 +83,25 @@ def test_integrated_gradients_check():
 
     with pytest.raises(checks.CheckFailed, match=r"\(x - baseline\) factor"):
         checks.check_integrated_gradients(no_delta_factor)
-
-    # One left-rule step is gradient x input: exact on the linear model, not on the CNN.
-    with pytest.raises(checks.CheckFailed, match="completeness|differ from the reference"):
-        checks.check_integrated_gradients(lambda f, x, b, s: attribution.integrated_gradients(f, x, b, steps=1, rule="left").attributions)
-
+    # One left-rule step is (x - baseline) x the gradient at the baseline: exact on the linear model, not on the CNN.
+    with pytest.raises(checks.CheckFailed, match="completeness|off by"):
+        checks.check_integrated_gradients(lambda f, x, b, s: (x - b) * jax.grad(lambda z: f(z[None])[0])(b))
     with pytest.raises(checks.CheckFailed, match="shape"):
         checks.check_integrated_gradients(lambda f, x, b, s: np.zeros(3))
-
-
-def exact(v, n):
-    masks = np.array(list(itertools.product([False, True], repeat=n)))
-    bits = masks.astype(int) @ (1 << np.arange(n))
-    table = np.zeros(2**n)
-    table[bits] = np.asarray(v(masks))
-    return shapley.shapley_from_values(table, n)
+    with pytest.raises(checks.CheckFailed, match="write it yourself"):
+        checks.check_integrated_gradients(lambda f, x, b, s: attribution.integrated_gradients(f, x, b, steps=s).attributions)
 
 
 def test_shapley_check():
-    assert "pass" in checks.check_shapley(exact)
+    mine = sol("07")["my_shapley"]
+    assert "pass" in checks.check_shapley(mine)
+    assert "pass" in checks.check_shapley(mine, seed=3)
 
     def equal_split(v, n):  # efficient, but not Shapley: everyone gets the same share
         total = float(v(np.ones((1, n), bool))[0] - v(np.zeros((1, n), bool))[0])
         return np.full(n, total / n)
 
-    with pytest.raises(checks.CheckFailed, match="player .* should get"):
+    with pytest.raises(checks.CheckFailed, match="player .* off by"):
         checks.check_shapley(equal_split)
 
     def unweighted(v, n):  # marginal contributions averaged without the Shapley weights
@@ -70,60 +115,103 @@ def test_shapley_check():
                 phi[i] += (vals[tuple(w)] - vals[tuple(m)]) / 2 ** (n - 1)
         return phi
 
-    with pytest.raises(checks.CheckFailed, match="efficiency|should get"):
+    with pytest.raises(checks.CheckFailed, match="efficiency|off by"):
         checks.check_shapley(unweighted)
     with pytest.raises(checks.CheckFailed, match="not written yet"):
-        checks.check_shapley(lambda v, n: (_ for _ in ()).throw(NotImplementedError("exercise")))
-    assert math.isclose(sum(exact(lambda m: np.asarray(m, float).sum(1), 3)), 3.0)
+        checks.check_shapley(_stub)
+
+    def brute_force_with_the_course(v, n):
+        from helpers import shapley
+
+        masks = shapley.all_coalitions(n)
+        table = np.zeros(2**n)
+        table[masks.astype(int) @ (1 << np.arange(n))] = np.asarray(v(masks))
+        return shapley.shapley_from_values(table, n)
+
+    with pytest.raises(checks.CheckFailed, match="write it yourself.*shapley_from_values"):
+        checks.check_shapley(brute_force_with_the_course)
 
 
 def test_gradient_x_input_check():
-    assert "pass" in checks.check_gradient_x_input(attribution.gradient_x_input)
-    with pytest.raises(checks.CheckFailed, match="x times the weights"):
-        checks.check_gradient_x_input(attribution.saliency)  # forgot the "x input"
+    assert "pass" in checks.check_gradient_x_input(sol("02")["my_gradient_x_input"])
+    with pytest.raises(checks.CheckFailed, match="x times the weights"):  # forgot the "x input"
+        checks.check_gradient_x_input(lambda f, x: jax.grad(lambda z: f(z[None])[0])(x))
+    with pytest.raises(checks.CheckFailed, match="write it yourself"):
+        checks.check_gradient_x_input(attribution.gradient_x_input)
 
 
 def test_average_path_length_check():
-    from helpers import treereg
-
-    assert "pass" in checks.check_average_path_length(treereg.average_path_length)
+    mine = sol("12")["my_average_path_length"]
+    assert "pass" in checks.check_average_path_length(mine)
     with pytest.raises(checks.CheckFailed, match="single leaf.*do not count the leaf"):
-        checks.check_average_path_length(lambda tree, x: treereg.average_path_length(tree, x) + 1)  # counts the leaf
+        checks.check_average_path_length(lambda tree, x: mine(tree, x) + 1)  # counts the leaf
     with pytest.raises(checks.CheckFailed, match="four-point tree"):
         checks.check_average_path_length(lambda tree, x: float(tree.get_depth()))  # the depth is not the average
+    with pytest.raises(checks.CheckFailed, match="write it yourself.*decision_path"):
+        checks.check_average_path_length(lambda tree, x: float(tree.decision_path(x).sum(1).mean() - 1))
 
 
 def test_deletion_curve_check():
-    from helpers import evaluation
-
-    assert "pass" in checks.check_deletion_curve(lambda f, x, order: evaluation.faithfulness_curve(f, x, order))
+    mine = sol("13")["my_deletion_curve"]
+    assert "pass" in checks.check_deletion_curve(mine)
     with pytest.raises(checks.CheckFailed, match="additive model"):
-        checks.check_deletion_curve(lambda f, x, order: evaluation.faithfulness_curve(f, x, order[::-1]))
+        checks.check_deletion_curve(lambda f, x, order: mine(f, x, order[::-1]))
     with pytest.raises(checks.CheckFailed, match="points"):
-        checks.check_deletion_curve(lambda f, x, order: evaluation.faithfulness_curve(f, x, order)[1:])
+        checks.check_deletion_curve(lambda f, x, order: mine(f, x, order)[1:])
 
 
 def test_auroc_occlusion_and_edit_distance_checks():
-    from helpers import counterfactual, metrics, perturbation
+    from helpers import metrics
 
-    assert "pass" in checks.check_auroc(metrics.auroc)
+    assert "pass" in checks.check_auroc(sol("01")["my_auroc"])
     with pytest.raises(checks.CheckFailed, match="tied"):  # ties counted as wins
         checks.check_auroc(lambda y, s: np.mean([a >= b for a in s[y == 1] for b in s[y == 0]]))
-    assert "pass" in checks.check_occlusion(lambda f, x: perturbation.occlusion(f, x))
-    with pytest.raises(checks.CheckFailed, match="padding row"):  # zeros instead of padding
-        checks.check_occlusion(lambda f, x: perturbation.occlusion(f, x, fill="zeros") * 0.5)
-    assert "pass" in checks.check_edit_distance(counterfactual.edit_distance)
+    with pytest.raises(checks.CheckFailed, match="write it yourself"):
+        checks.check_auroc(metrics.auroc)
+    assert "pass" in checks.check_occlusion(sol("06")["my_occlusion"])
+
+    def zero_fill(f, x):  # deletes a residue by a row of zeros instead of the padding row
+        n = int((np.asarray(x).argmax(-1) > 0).sum())
+        logits = np.asarray(f(jnp.stack([x] + [x.at[i].set(0.0) for i in range(n)])))
+        return 0.5 * (logits[0] - logits[1:])
+
+    with pytest.raises(checks.CheckFailed, match="padding row"):
+        checks.check_occlusion(zero_fill)
+    assert "pass" in checks.check_edit_distance(sol("10")["my_edit_distance"])
     with pytest.raises(checks.CheckFailed, match="one deletion"):  # Hamming distance plus the length difference
         checks.check_edit_distance(lambda a, b: sum(p != q for p, q in zip(a, b, strict=False)) + abs(len(a) - len(b)))
 
 
-# Every other check: it passes on a correct implementation (mostly the helpers' own, which
-# the check compares against, so a pass also shows the tolerances hold), fails with "not
-# written yet" on a stub, and fails on a typical mistake with a sentence that names it.
+def test_failure_messages_do_not_reveal_the_expected_values():
+    """A lookup table built from failures gets nothing: the messages name the property and
+    the size of the error, not the answer (here: the AUROC of 1.0, 0.0, 0.5, 0.75)."""
+    with pytest.raises(checks.CheckFailed) as err:
+        checks.check_auroc(lambda y, s: 0.123)
+    assert "off by" in str(err.value) and "1.0" not in str(err.value) and "0.877" in str(err.value)
+    with pytest.raises(checks.CheckFailed) as err:
+        checks.check_path_rule(lambda steps, rule: (np.zeros(steps + (rule == "trapezoid")), np.full(steps + (rule == "trapezoid"), 1.0 / (steps + (rule == "trapezoid")))))
+    assert "wrong places" in str(err.value) and "[0." not in str(err.value)
 
 
-def _stub(*args):
-    raise NotImplementedError("exercise: write it")
+def test_conjugate_gradient_budget_and_forbidden_solvers():
+    mine = sol("09")["my_conjugate_gradient"]
+    assert "pass" in checks.check_conjugate_gradient(mine, seed=2)
+
+    def by_columns(mv, b, tol, it):  # builds the matrix, one product per column
+        a = np.stack([np.asarray(mv(e)) for e in jnp.eye(len(b))], 1)
+        return jnp.asarray(np.linalg.lstsq(a, np.asarray(b), rcond=None)[0])
+
+    with pytest.raises(checks.CheckFailed, match="never the whole matrix"):
+        checks.check_conjugate_gradient(by_columns)
+    with pytest.raises(checks.CheckFailed, match="concrete vector"):  # vmap hides the count
+        checks.check_conjugate_gradient(lambda mv, b, tol, it: jnp.linalg.lstsq(jax.vmap(mv)(jnp.eye(len(b))).T, b)[0])
+    from jax.scipy.sparse.linalg import cg
+
+    with pytest.raises(checks.CheckFailed, match="write it yourself"):
+        checks.check_conjugate_gradient(lambda mv, b, tol, it: cg(mv, b, tol=tol, maxiter=it)[0])
+
+
+# ---------------------------------------------------------------- every check
 
 
 def _fd(f, x, eps, central=True):
@@ -143,155 +231,116 @@ def _smoothgrad(f, x, key, n, sigma, everywhere=True):
     return jax.vmap(jax.grad(lambda z: f(z[None])[0]))(x[None] + noise).mean(axis=0)
 
 
-def _multiplier(act, z, z0):
-    small = jnp.abs(z - z0) < 1e-6
-    slope = jax.vmap(jax.grad(act))(z.ravel()).reshape(z.shape)
-    return jnp.where(small, slope, (act(z) - act(z0)) / jnp.where(small, 1.0, z - z0))
+def _permutation_subsets(v, n, rng, n_permutations):  # random coalitions instead of orders: not efficient
+    m = rng.uniform(size=(n_permutations, n)) < 0.5
+    return np.array([np.mean(np.asarray(v(m | (np.arange(n) == i))) - np.asarray(v(m & (np.arange(n) != i)))) for i in range(n)])
 
 
-def _permutation_shapley(v, n, rng, n_permutations, subsets=False):
-    if subsets:  # random coalitions instead of orders: not efficient, not Shapley
-        m = rng.uniform(size=(n_permutations, n)) < 0.5
-        return np.array([np.mean(np.asarray(v(m | (np.arange(n) == i))) - np.asarray(v(m & (np.arange(n) != i)))) for i in range(n)])
-    rank = np.argsort([rng.permutation(n) for _ in range(n_permutations)], axis=1)
-    masks = rank[:, None, :] < np.arange(n + 1)[None, :, None]
-    vals = np.asarray(v(masks.reshape(-1, n))).reshape(n_permutations, n + 1)
-    return (np.take_along_axis(vals, rank + 1, 1) - np.take_along_axis(vals, rank, 1)).mean(axis=0)
-
-
-def _weighted_ridge(z, y, w, alpha, weighted_means=True):
-    zm = np.average(z, 0, weights=w if weighted_means else None)
-    ym = np.average(y, weights=w if weighted_means else None)
+def _weighted_ridge_unweighted_means(z, y, w, alpha):
+    zm, ym = z.mean(0), y.mean()
     zc, yc = z - zm, y - ym
     coef = np.linalg.solve(zc.T @ (w[:, None] * zc) + alpha * np.eye(z.shape[1]), zc.T @ (w * yc))
     return coef, ym - zm @ coef
 
 
-def _lime_least_squares(f, x, rng, n_samples, kernel_width, flip=False):
+def _window_sum(f, x, window):  # adds the drops of the covering windows instead of averaging
     n = int((np.asarray(x).argmax(-1) > 0).sum())
-    removed = rng.integers(1, n, n_samples - 1)
-    z = np.concatenate([np.ones((1, n), bool), np.argsort(rng.uniform(size=(n_samples - 1, n)), 1) >= removed[:, None]])
-    keep = np.ones((n_samples, x.shape[0]), bool)
-    keep[:, :n] = z
-    y = np.asarray(f(jnp.where(jnp.asarray(keep)[:, :, None], x[None], jnp.zeros(21).at[0].set(1.0))), float)
-    w = np.sqrt(np.exp(-(((~z).sum(1) / n) ** 2) / kernel_width**2))
-    return _weighted_ridge((~z if flip else z).astype(float), y, w, 0.0)[0]
+    w = min(window, n)
+    covered = (np.arange(n)[None] >= np.arange(n - w + 1)[:, None]) & (np.arange(n)[None] < np.arange(n - w + 1)[:, None] + w)
+    deleted = np.zeros((len(covered), x.shape[0]), bool)
+    deleted[:, :n] = covered
+    batch = jnp.where(jnp.asarray(deleted)[:, :, None], jnp.zeros(21).at[0].set(1.0), x[None])
+    logits = np.asarray(f(jnp.concatenate([x[None], batch])))
+    return ((logits[0] - logits[1:])[:, None] * covered).sum(0)
 
 
-def _cg(matvec, b, tol, maxiter):
-    x, r = jnp.zeros_like(b), b
-    p, rr = r, r @ r
-    for _ in range(maxiter):
-        if jnp.sqrt(rr) / jnp.linalg.norm(b) < tol:
-            break
-        ap = matvec(p)
-        a = rr / (p @ ap)
-        x, r = x + a * p, r - a * ap
-        rr, old = r @ r, rr
-        p = r + rr / old * p
-    return x
+def _class_difference_unpooled(sequences, labels):
+    from helpers.sequences import AMINO_ACIDS
+
+    frac = np.array([[s.count(a) / len(s) for a in AMINO_ACIDS] for s in sequences])
+    labels = np.asarray(labels)
+    return 100 * (frac[labels == 1].mean(0) - frac[labels == 0].mean(0))
 
 
-def _best_substitution(f, seq):
-    from helpers import counterfactual
-    from helpers import sequences as S
+def _descriptors_degrees(seq):
+    from helpers.sequences import KYTE_DOOLITTLE
 
-    logits = counterfactual.substitution_scan(f, seq).logits.copy()
-    logits[np.arange(len(seq)), [S.AMINO_ACIDS.index(a) for a in seq]] = np.inf
-    i, a = np.unravel_index(np.argmin(logits), logits.shape)
-    return int(i) + 1, S.AMINO_ACIDS[a], float(logits[i, a])
-
-
-def _mimic(labels, x, leaf):
-    from helpers import treereg
-
-    tree = treereg.mimic_tree(x, labels, min_samples_leaf=leaf)
-    return treereg.fidelity(tree, x, labels), treereg.average_path_length(tree, x)
-
-
-def _descriptors(seq, degrees=False):
-    from helpers import sequences as S
-
-    h = np.array([S.KYTE_DOOLITTLE[a] for a in seq])
-    angle = np.arange(len(seq)) * (100.0 if degrees else np.deg2rad(100.0))
+    h = np.array([KYTE_DOOLITTLE[a] for a in seq])
+    angle = np.arange(len(seq)) * 100.0
     charge = sum(seq.count(a) for a in "KR") - sum(seq.count(a) for a in "DE")
     return charge, h.mean(), abs((h * np.exp(1j * angle)).sum()) / len(seq)
-
-
-def _class_difference(sequences, labels, pooled=True):
-    from helpers import sequences as S
-
-    labels = np.asarray(labels)
-    if not pooled:
-        c = S.composition(sequences)
-        return 100 * (c[labels == 1].mean(0) - c[labels == 0].mean(0))
-    return 100 * (S.pooled_composition([s for s, y in zip(sequences, labels, strict=True) if y == 1])
-                  - S.pooled_composition([s for s, y in zip(sequences, labels, strict=True) if y == 0]))
 
 
 def _cases():
     from scipy.stats import rankdata
 
-    from helpers import additive, metrics, perturbation
-
-    def table(lo, st, v, x):
-        return additive.table_terms(additive.Tables(lo, st, v, 0.0), x)
-
     def nearest(lo, st, v, x):
         k = np.clip(np.round((x - lo) / st).astype(int), 0, v.shape[1] - 1)
         return v[np.arange(v.shape[0]), k]
 
-    def window_sum(f, x, window):  # adds the drops of the covering windows instead of averaging
-        game = perturbation.make_game(f, x, baseline="padding")
-        masks = perturbation.window_masks(game.n, window)
-        return ((game.full - game(masks))[:, None] * ~masks).sum(axis=0)
-
     def argsort_ranks(a, b):
         return float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
 
+    def trapezoid_unhalved(steps, rule):
+        if rule != "trapezoid":
+            return sol("03")["my_path_rule"](steps, rule)
+        return np.arange(steps + 1) / steps, np.full(steps + 1, 1 / steps)
+
+    s = sol
     return [
-        (checks.check_mcc, lambda y, p: metrics.classification_metrics(y, 2.0 * p - 1.0)["mcc"],
-         lambda y, p: float(np.mean(y == p)), "the MCC is"),
-        (checks.check_finite_differences, _fd, lambda f, x, eps: _fd(f, x, eps, central=False), "one-sided difference"),
-        (checks.check_path_rule, attribution.path_rule,
-         lambda steps, rule: attribution.path_rule(steps, rule) if rule != "trapezoid"  # end weights not halved
-         else (np.arange(steps + 1) / steps, np.full(steps + 1, 1 / steps)), "must sum to 1"),
-        (checks.check_clip_renormalise, attribution.project_to_simplex_rows,
-         lambda x: jnp.clip(x, 0, None) / jnp.clip(x, 0, None).sum(), "divide each position"),
-        (checks.check_smoothgrad, _smoothgrad,
+        (checks.check_mcc, s("01")["my_mcc"], lambda y, p: float(np.mean(y == p)), "MCC is off"),
+        (checks.check_finite_differences, s("02")["my_finite_difference_gradient"],
+         lambda f, x, eps: _fd(f, x, eps, central=False), "one-sided difference"),
+        (checks.check_path_rule, s("03")["my_path_rule"], trapezoid_unhalved, "must sum to 1"),
+        (checks.check_clip_renormalise, s("04")["my_clip_renormalise"],
+         lambda x: jnp.clip(x, 0, None) / jnp.clip(x, 0, None).sum(), "divide each position|NaN"),
+        (checks.check_smoothgrad, s("04")["my_smoothgrad"],
          lambda f, x, key, n, sigma: _smoothgrad(f, x, key, n, sigma, everywhere=False), "more than sampling explains"),
-        (checks.check_rescale_multiplier, _multiplier,
-         lambda act, z, z0: jax.vmap(jax.grad(act))(z), "should get"),
-        (checks.check_deeplift_dense, lambda w1, w2, x, x0: (x - x0) * (w1 @ (_multiplier(jnp.tanh, x @ w1, x0 @ w1) * w2)),
-         lambda w1, w2, x, x0: (x - x0) * jax.grad(lambda v: jnp.tanh(v @ w1) @ w2)(x), "summation|sum to"),
-        (checks.check_window_occlusion, lambda f, x, w: perturbation.occlusion(f, x, window=w), window_sum, "average"),
-        (checks.check_permutation_shapley, _permutation_shapley,
-         lambda v, n, rng, p: _permutation_shapley(v, n, rng, p, subsets=True), "sum to"),
-        (checks.check_weighted_ridge, _weighted_ridge,
-         lambda z, y, w, a: _weighted_ridge(z, y, w, a, weighted_means=False), "weighted"),
-        (checks.check_lime_least_squares, _lime_least_squares,
-         lambda f, x, rng, s, w: _lime_least_squares(f, x, rng, s, w, flip=True), "recover each residue"),
-        (checks.check_hvp, lambda loss, t, v: jax.jvp(jax.grad(loss), (t,), (v,))[1],
-         lambda loss, t, v: jax.grad(loss)(t) * v, "jax.jvp of jax.grad"),
-        (checks.check_conjugate_gradient, _cg,
-         lambda mv, b, tol, it: jnp.linalg.solve(jnp.stack([mv(e) for e in jnp.eye(len(b))], 1), b), "never the whole matrix"),
-        (checks.check_best_substitution, _best_substitution,
-         lambda f, s: (_best_substitution(f, s)[0] - 1,) + _best_substitution(f, s)[1:], "count from 1"),
-        (checks.check_centre_shapes, lambda tg, td, b: (tg - td.mean(0), b + td.mean(0).sum()),
-         lambda tg, td, b: (tg - td.mean(0), b), "bias must absorb"),
-        (checks.check_table_lookup, table, nearest, "halfway"),
-        (checks.check_mimic_tree, _mimic, lambda y, x, leaf: (_mimic(y, x, leaf)[0], _mimic(y, x, leaf)[1] + 1), "not the leaf"),
-        (checks.check_spearman, lambda a, b: float(np.corrcoef(rankdata(a), rankdata(b))[0, 1]), argsort_ranks, "mean of the ranks"),
-        (checks.check_helix_descriptors, _descriptors, lambda s: _descriptors(s, degrees=True), "radians"),
-        (checks.check_class_difference, _class_difference, lambda s, y: _class_difference(s, y, pooled=False), "pool the residues"),
+        (checks.check_rescale_multiplier, s("05")["my_rescale_multiplier"], lambda act, z, z0: jax.vmap(jax.grad(act))(z), "secant"),
+        (checks.check_deeplift_dense, s("05")["my_deeplift_dense"],
+         lambda w1, w2, x, x0: (x - x0) * jax.grad(lambda v: jnp.tanh(v @ w1) @ w2)(x), "sum"),
+        (checks.check_window_occlusion, s("06")["my_window_occlusion"], _window_sum, "average"),
+        (checks.check_permutation_shapley, s("07")["my_permutation_shapley"], _permutation_subsets, "efficiency"),
+        (checks.check_weighted_ridge, s("08")["my_weighted_ridge"], _weighted_ridge_unweighted_means, "weighted"),
+        (checks.check_lime_least_squares, s("08")["my_lime_least_squares"],
+         lambda f, x, rng, n, w: -s("08")["my_lime_least_squares"](f, x, rng, n, w), "recover each residue"),
+        (checks.check_hvp, s("09")["my_hvp"], lambda loss, t, v: jax.grad(loss)(t) * v, "jax.jvp of jax.grad"),
+        (checks.check_conjugate_gradient, s("09")["my_conjugate_gradient"],
+         lambda mv, b, tol, it: s("09")["my_conjugate_gradient"](mv, b, tol, 2), "residual"),
+        (checks.check_best_substitution, s("10")["my_best_substitution"],
+         lambda f, q: (s("10")["my_best_substitution"](f, q)[0] - 1,) + s("10")["my_best_substitution"](f, q)[1:], "count from 1"),
+        (checks.check_centre_shapes, s("11")["my_centre"], lambda tg, td, b: (tg - td.mean(0), b), "bias must absorb"),
+        (checks.check_table_lookup, s("11")["my_table_lookup"], nearest, "halfway"),
+        (checks.check_mimic_tree, s("12")["my_mimic_tree"],
+         lambda y, x, leaf: (s("12")["my_mimic_tree"](y, x, leaf)[0], s("12")["my_mimic_tree"](y, x, leaf)[1] + 1), "not the leaf"),
+        (checks.check_spearman, s("13")["my_spearman"], argsort_ranks, "mean of the ranks"),
+        (checks.check_helix_descriptors, s("14")["my_helix_descriptors"], _descriptors_degrees, "radians"),
+        (checks.check_class_difference, s("14")["my_class_difference"], _class_difference_unpooled, "pool the residues"),
+        (checks.check_auroc, s("01")["my_auroc"], lambda y, sc: 1.0 - s("01")["my_auroc"](y, sc), "AUROC is off"),
+        (checks.check_edit_distance, s("10")["my_edit_distance"], lambda a, b: abs(len(a) - len(b)), "too small"),
     ]
 
 
-@pytest.mark.parametrize("case", range(20))
+@pytest.mark.parametrize("case", range(22))
 def test_check_passes_correct_and_fails_stub_and_mistake(case):
     check, correct, mistake, message = _cases()[case]
     assert "pass" in check(correct)
+    assert "pass" in check(correct, seed=11)  # a grading variant
     with pytest.raises(checks.CheckFailed, match="not written yet"):
         check(_stub)
     with pytest.raises(checks.CheckFailed, match=message):
         check(mistake)
+    with pytest.raises(checks.CheckFailed, match=message):
+        check(mistake, seed=11)
+
+
+def test_every_chapter_check_is_listed_and_follows_the_convention():
+    import inspect
+
+    from helpers.course.checks import CHECKS
+
+    names = {e.check for e in exercises.all_exercises()}
+    assert names <= set(CHECKS) and len(names) == 28
+    for name in names:
+        params = inspect.signature(getattr(checks, name)).parameters
+        assert params["seed"].kind is inspect.Parameter.KEYWORD_ONLY and params["seed"].default is None

@@ -40,13 +40,23 @@ def _run(student: Callable, *args, what: str) -> np.ndarray:
 PEPTIDES = ("GIGKFLHSAKKFGKAFVGEIMNS", "KWKLFKKIEK", "FLPLIGRVLSGIL")  # magainin 2, a synthetic AMP, temporin A
 
 
-def _models() -> tuple[Callable, np.ndarray, Callable]:
-    """The cases' two models: the linear hydropathy model with its weights `[A]` (a closed
-    form for every method), and the course CNN."""
+def _models(seed: int | None = None) -> tuple[Callable, np.ndarray, Callable]:
+    """The cases' two models: a linear model `f(x [B, L, A]) -> [B]` with its weights `[A]`
+    (a closed form for every method; the hydropathy model for `seed=None`, random weights
+    with padding 0 for a grading seed), and the course CNN."""
+    import jax
+    import jax.numpy as jnp
+
     from helpers import model as model_lib
 
     params, _ = model_lib.load_pretrained()
-    return model_lib.hydrophobicity_model(), np.asarray(model_lib.hydropathy_weights()), model_lib.predict_fn(params)
+    cnn = model_lib.predict_fn(params)
+    if seed is None:
+        return model_lib.hydrophobicity_model(), np.asarray(model_lib.hydropathy_weights()), cnn
+    w = _rng(seed, 2).normal(0.0, 0.3, 21)
+    w[0] = 0.0
+    wj = jnp.asarray(w, jnp.float32)
+    return jax.jit(lambda xb: jnp.einsum("bla,a->b", xb, wj)), np.asarray(wj, float), cnn
 
 
 def _where(diff: np.ndarray, seq: str) -> str:

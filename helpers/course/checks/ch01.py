@@ -1,4 +1,8 @@
-"""Exercise checks of chapter 1, data and model: AUROC and MCC (convention: `_common`)."""
+"""Exercise checks of chapter 1, data and model: AUROC and MCC (convention: `_common`).
+
+Each check runs the student's function on every case first and only then computes the
+expected values; with `seed=` an integer, the cases are randomised (the hand cases under a
+random order and a random increasing transform of the scores, the random cases redrawn)."""
 
 from __future__ import annotations
 
@@ -6,54 +10,79 @@ from collections.abc import Callable
 
 import numpy as np
 
-from helpers.course.checks._common import CheckFailed, _run, _stub_or
+from helpers.course.checks._common import CheckFailed, _collect, _rng
 
 
-def check_auroc(student: Callable) -> str:
+def _shuffled(y, s, rng, seed):
+    """The case as given (`seed=None`), or in a random order with scores a * s + b, a > 0."""
+    y, s = np.asarray(y), np.asarray(s, float)
+    if seed is None:
+        return y, s
+    order = rng.permutation(len(y))
+    return y[order], rng.uniform(0.5, 3.0) * s[order] + rng.normal()
+
+
+def check_auroc(student: Callable, *, seed: int | None = None) -> str:
     """`student(y [N] in {0, 1}, scores [N]) -> AUROC`. Cases by hand (perfect, reversed,
-    all tied, one swapped pair) and random scores with ties against `metrics.auroc`."""
+    all tied, one swapped pair) and random scores with ties against `metrics.auroc`; the
+    course's `metrics.auroc` and scikit-learn's `roc_auc_score` are off limits while yours runs."""
+    from sklearn.metrics import roc_auc_score
+
     from helpers import metrics
 
-    cases = [
-        ([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], 1.0, "perfectly separated scores"),
-        ([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1], 0.0, "perfectly reversed scores"),
-        ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5, "all scores tied (a tie counts one half)"),
-        ([0, 1, 0, 1], [0.1, 0.3, 0.4, 0.9], 0.75, "one positive below one negative (3 of 4 pairs right)"),
-    ]
-    rng = np.random.default_rng(0)
+    rng = _rng(seed)
+    names = ["perfectly separated scores", "perfectly reversed scores", "all scores tied (a tie counts one half)",
+             "one positive below one negative (3 of 4 pairs right)"]
+    hand = [([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]), ([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]),
+            ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]), ([0, 1, 0, 1], [0.1, 0.3, 0.4, 0.9])]
+    cases = [_shuffled(y, s, rng, seed) for y, s in hand]
     for k in range(3):
-        y = rng.integers(0, 2, 60)
+        n = 60 if seed is None else int(rng.integers(30, 90))
+        y = rng.integers(0, 2, n)
         y[:2] = (0, 1)
-        cases.append((y, rng.integers(0, 5, 60).astype(float), None, f"random scores with many ties ({k + 1} of 3)"))
-    for y, s, want, name in cases:
-        want = metrics.auroc(np.asarray(y), np.asarray(s)) if want is None else want
-        got = float(_run(student, np.asarray(y), np.asarray(s, float), what="your AUROC"))
-        if abs(got - want) > 1e-9:
-            raise CheckFailed(f"for {name} the AUROC is {want:.4f}, yours is {got:.4f}: it is the share of "
-                              "(positive, negative) pairs the scores order correctly, ties counting one half")
+        cases.append((y, rng.integers(0, 5, n).astype(float)))
+        names.append(f"random scores with many ties ({k + 1} of 3)")
+    outs = _collect(student, cases, what="your AUROC", forbidden=(metrics.auroc, roc_auc_score))
+    for (y, s), got, name in zip(cases, outs, names, strict=True):
+        if got.shape != ():
+            raise CheckFailed(f"for {name} return one number, the AUROC; yours has shape {got.shape}")
+        err = abs(float(got) - metrics.auroc(y, s))
+        if err > 1e-9:
+            raise CheckFailed(f"for {name} your AUROC is off by {err:.3g}: it is the share of (positive, negative) "
+                              "pairs the scores order correctly, ties counting one half")
     return f"AUROC: all {len(cases)} cases pass"
 
 
-def check_mcc(student: Callable) -> str:
-    """`student(y [N] in {0, 1}, pred [N] in {0, 1}) -> MCC`. Cases by hand (perfect,
-    all wrong, a constant prediction, which scores 0 by convention) and random predictions
-    against `metrics.classification_metrics`."""
+def check_mcc(student: Callable, *, seed: int | None = None) -> str:
+    """`student(y [N] in {0, 1}, pred [N] in {0, 1}) -> MCC`. Cases by hand (perfect, all
+    wrong, a constant prediction, which scores 0 by convention) and random predictions
+    against `metrics.classification_metrics`; that helper and scikit-learn's
+    `matthews_corrcoef` are off limits while yours runs."""
+    from sklearn.metrics import matthews_corrcoef
+
     from helpers import metrics
 
-    cases = [([0, 0, 1, 1], [0, 0, 1, 1], 1.0, "perfect predictions"),
-             ([0, 0, 1, 1], [1, 1, 0, 0], -1.0, "every prediction wrong"),
-             ([0, 0, 0, 1], [0, 0, 0, 0], 0.0, "always predicting 0 (a zero margin: MCC is 0 by convention)"),
-             ([0, 1, 0, 1], [1, 1, 1, 1], 0.0, "always predicting 1")]
-    rng = np.random.default_rng(0)
+    rng = _rng(seed)
+    names = ["perfect predictions", "every prediction wrong",
+             "always predicting 0 (a zero margin: MCC is 0 by convention)", "always predicting 1"]
+    cases = [([0, 0, 1, 1], [0, 0, 1, 1]), ([0, 0, 1, 1], [1, 1, 0, 0]), ([0, 0, 0, 1], [0, 0, 0, 0]),
+             ([0, 1, 0, 1], [1, 1, 1, 1])]
+    if seed is not None:
+        perms = [rng.permutation(len(y)) for y, _ in cases]
+        cases = [(np.asarray(y)[p], np.asarray(q)[p]) for (y, q), p in zip(cases, perms, strict=True)]
     for k in range(3):
-        y = rng.integers(0, 2, 80)
-        pred = np.where(rng.uniform(size=80) < 0.7, y, 1 - y)
-        cases.append((y, pred, None, f"random predictions, 70% right ({k + 1} of 3)"))
-    for y, pred, want, name in cases:
-        y, pred = np.asarray(y), np.asarray(pred)
-        want = metrics.classification_metrics(y, 2.0 * pred - 1.0)["mcc"] if want is None else want
-        got = float(_stub_or(student, y, pred, what="your MCC"))
-        if abs(got - want) > 1e-9:
-            raise CheckFailed(f"for {name} the MCC is {want:.4f}, yours is {got:.4f}: "
+        n = 80 if seed is None else int(rng.integers(40, 120))
+        y = rng.integers(0, 2, n)
+        pred = np.where(rng.uniform(size=n) < (0.7 if seed is None else rng.uniform(0.55, 0.9)), y, 1 - y)
+        cases.append((y, pred))
+        names.append(f"random predictions, mostly right ({k + 1} of 3)")
+    cases = [(np.asarray(y), np.asarray(p)) for y, p in cases]
+    outs = _collect(student, cases, what="your MCC", forbidden=(metrics.classification_metrics, matthews_corrcoef))
+    for (y, pred), got, name in zip(cases, outs, names, strict=True):
+        if got.shape != ():
+            raise CheckFailed(f"for {name} return one number, the MCC; yours has shape {got.shape}")
+        err = abs(float(got) - metrics.classification_metrics(y, 2.0 * pred - 1.0)["mcc"])
+        if err > 1e-9:
+            raise CheckFailed(f"for {name} your MCC is off by {err:.3g}: "
                               "(TP TN - FP FN) / sqrt((TP + FP)(TP + FN)(TN + FP)(TN + FN)), and 0 when a factor is 0")
     return f"MCC: all {len(cases)} cases pass"
