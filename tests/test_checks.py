@@ -339,7 +339,8 @@ def test_every_chapter_check_is_listed_and_follows_the_convention():
 
     from helpers.course.checks import CHECKS
 
-    names = {e.check for e in exercises.all_exercises()}
+    book = sorted((exercises.ROOT / "chapters").glob("[01][0-9]_*.ipynb"))[:14]  # chapters 1-14 (15, 16: their own modules)
+    names = {e.check for e in exercises.all_exercises(book)}
     assert names <= set(CHECKS) and len(names) == 28
     for name in names:
         params = inspect.signature(getattr(checks, name)).parameters

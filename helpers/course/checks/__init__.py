@@ -1,5 +1,5 @@
 """Exercise checks, one module per chapter (`ch01` ... `ch14`, `ch15`, ...); `_common` holds
-what they share. `CHECKS` maps each check's name to its module, so the grader can load a
+what they share. `CHECKS` maps each check of chapters 1-14's name to its module, so the grader can load a
 check fresh by name (`importlib.import_module(CHECKS[name])`) without importing them all."""
 
 CHECKS = {
