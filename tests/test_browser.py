@@ -2,7 +2,9 @@
 
 Runs against the HTML of `jupyter-book build .` (`_build/html`, or `$BOOK_HTML`): no page
 errors (uncaught exceptions, failed loads), every image loaded, every formula rendered by MathJax, and the
-Colab launch link pointing at the chapter's notebook. Skips when there is no built book or
+Colab launch link pointing at the chapter's notebook. The Explorer page (`chapters/explorer`,
+charts drawn in the browser by vega-embed, no images) is checked on its own: its scripts come
+from the book itself, and its search box, filters and peptide menu change what it draws. Skips when there is no built book or
 no Chromium; `.ci/run` sets `BOOK_BROWSER_TEST=1` after its book build, which turns those
 skips into failures. Chromium: Debian's `chromium` and `chromium-driver` packages.
 """
@@ -26,9 +28,16 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-def _chapters() -> list[str]:
+EXPLORER = "chapters/explorer"
+
+
+def _toc_files() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [c["file"] for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("chapters/")]
+    return [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def _chapters() -> list[str]:
+    return [f for f in _toc_files() if f.startswith("chapters/") and f != EXPLORER]
 
 
 def _missing() -> str | None:
@@ -134,3 +143,113 @@ def test_math_renders_on_a_formula_heavy_page(browser):
                                 "const w = () => (window.MathJax && MathJax.startup && MathJax.startup.promise) "
                                 "? MathJax.startup.promise.then(() => done()) : setTimeout(w, 100); w();")
     assert driver.execute_script("return document.querySelectorAll('mjx-container').length") > 5
+
+
+# ----------------------------------------------------------------------------- the Explorer page
+
+_WAIT_READY = """
+    const done = arguments[arguments.length - 1];
+    const wait = (t) => {
+        const roots = [...document.querySelectorAll('.idl-vega')];
+        if (roots.length && roots.every(r => r.dataset.ready)) done(roots.map(r => r.id));
+        else if (t > 600) done(roots.map(r => r.id + (r.dataset.ready ? '' : ' (not ready)')));
+        else setTimeout(() => wait(t + 1), 100);
+    };
+    wait(0);
+"""
+_SETTLE = ("const done = arguments[arguments.length - 1]; "
+           "document.getElementById('explorer').explorer.view.runAsync().then(() => setTimeout(() => done(true), 50));")
+_BARS = """return [...document.querySelectorAll('#explorer-chart path[aria-label]')]
+               .map(e => e.getAttribute('aria-label')).filter(s => s.includes('attribution: '));"""
+
+
+def _residues(labels: list[str]) -> set[str]:
+    """The residues ("K12") the attribution bars are drawn for, from their aria labels."""
+    import re
+
+    return {m.group(1) for s in labels for m in [re.search(r"residue: ([A-Z]\d+)", s)] if m}
+
+
+def _expected_residues(sequence: str) -> set[str]:
+    return {f"{a}{i}" for i, a in enumerate(sequence, start=1)}
+
+
+@pytest.fixture
+def explorer_page(browser):
+    driver, base = browser
+    if not (HTML / f"{EXPLORER}.html").exists():
+        if REQUIRED and EXPLORER in _toc_files():
+            pytest.fail(f"{EXPLORER} is in the table of contents but {HTML / EXPLORER}.html was not built")
+        pytest.skip(f"no {EXPLORER}.html in {HTML}")
+    driver.get_log("browser")
+    driver.get(f"{base}/{EXPLORER}.html")
+    ready = driver.execute_async_script(_WAIT_READY)
+    return driver, base, ready
+
+
+def test_explorer_page_loads_its_own_scripts_without_errors(explorer_page):
+    driver, base, ready = explorer_page
+    assert ready == ["explorer", "agreement", "by-amino-acid"], f"charts drawn: {ready}"
+    log = driver.get_log("browser")
+    errors = [e["message"][:200] for e in log if _is_page_error(e)]
+    vega_warnings = [e["message"][:200] for e in log if '"WARN"' in e["message"] or "vega" in e["message"].lower()]
+    assert not errors and not vega_warnings, f"page errors {errors}, Vega warnings {vega_warnings}"
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    scripts = driver.execute_script("return [...document.scripts].map(s => s.src).filter(s => s)")
+    assert all(u.startswith(base) for u in resources + scripts), f"loaded from elsewhere: {[u for u in resources + scripts if not u.startswith(base)]}"
+    assert {"vega.min.js", "vega-lite.min.js", "vega-embed.min.js"} <= {u.split("/")[-1].split("?")[0] for u in scripts}
+    repo, branch = _repository()
+    colab = driver.execute_script("return [...document.querySelectorAll('a[href*=\"colab.research.google.com\"]')].map(a => a.href)")
+    assert colab and all(h == f"https://colab.research.google.com/github/{repo}/blob/{branch}/{EXPLORER}.ipynb" for h in colab)
+
+
+def test_explorer_choosing_another_peptide_changes_the_attributions(explorer_page):
+    from selenium.webdriver.support.ui import Select
+
+    driver, _, _ = explorer_page
+    peptides = driver.execute_script("return document.getElementById('explorer').explorer.view.data('peptides')")
+    assert len(peptides) == 561
+    by_id = {p["i"]: p for p in peptides}
+    first = driver.execute_script("return document.getElementById('explorer').explorer.current()")
+    before = driver.execute_script(_BARS)
+    assert before and _residues(before) == _expected_residues(by_id[first]["sequence"])
+    menu = Select(driver.find_element("id", "explorer-peptide"))
+    assert len(menu.options) == 561
+    other = next(p for p in peptides if p["i"] != first and p["sequence"] != by_id[first]["sequence"])
+    menu.select_by_value(str(other["i"]))
+    driver.execute_async_script(_SETTLE)
+    after = driver.execute_script(_BARS)
+    assert driver.execute_script("return document.getElementById('explorer').explorer.view.signal('peptide')") == other["i"]
+    assert after != before and _residues(after) == _expected_residues(other["sequence"])
+    assert other["sequence"] in driver.find_element("id", "explorer-summary").text
+
+
+def test_explorer_search_and_filters_find_a_peptide(explorer_page):
+    from selenium.webdriver.support.ui import Select
+
+    driver, _, _ = explorer_page
+    peptides = driver.execute_script("return document.getElementById('explorer').explorer.view.data('peptides')")
+    seqs = [p["sequence"] for p in peptides]
+    # a peptide that is no other peptide's substring, and not the one shown first
+    first = driver.execute_script("return document.getElementById('explorer').explorer.current()")
+    target = next(p for p in peptides if p["i"] != first and len(p["sequence"]) >= 8
+                  and sum(p["sequence"] in s for s in seqs) == 1)
+    box = driver.find_element("id", "explorer-search")
+    box.clear()
+    box.send_keys(target["sequence"].lower())  # the search ignores case
+    driver.execute_async_script(_SETTLE)
+    menu = Select(driver.find_element("id", "explorer-peptide"))
+    assert [o.get_attribute("value") for o in menu.options] == [str(target["i"])]
+    assert driver.find_element("id", "explorer-count").text.startswith("1 of 561")
+    assert driver.execute_script("return document.getElementById('explorer').explorer.current()") == target["i"]
+    assert _residues(driver.execute_script(_BARS)) == _expected_residues(target["sequence"])
+
+    box.clear()
+    box.send_keys("K")  # then: hemolytic peptides with a lysine, as the filters say
+    Select(driver.find_element("id", "explorer-label")).select_by_value("1")
+    driver.execute_async_script(_SETTLE)
+    shown = [int(o.get_attribute("value")) for o in Select(driver.find_element("id", "explorer-peptide")).options]
+    expected = [p["i"] for p in peptides if "K" in p["sequence"] and p["label"] == 1]
+    assert shown == expected and 0 < len(expected) <= 85
+    chosen = driver.execute_script("return document.getElementById('explorer').explorer.current()")
+    assert chosen in expected
