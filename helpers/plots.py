@@ -247,3 +247,30 @@ def found_curves(checked, curves: dict, *, ax=None, title: str | None = None,
     if title:
         ax.set_title(title)
     return ax
+
+
+def logo(pwm, *, ax=None, title: str | None = None, kind: str = "information"):
+    """A sequence logo of a position weight matrix `pwm [w, 20]` (rows: positions, columns:
+    `AMINO_ACIDS`), drawn with logomaker (imported here, so that the rest of the module does
+    not need it). `kind="information"`: letter heights in bits against a uniform background;
+    `"probability"`: the frequencies themselves."""
+    import logomaker
+    import pandas as pd
+
+    p = np.asarray(pwm, dtype=float)
+    if p.ndim != 2 or p.shape[1] != len(AMINO_ACIDS) or not np.isfinite(p).all():
+        raise ValueError(f"pwm must be a finite matrix [w, {len(AMINO_ACIDS)}], got shape {p.shape}")
+    if kind not in ("information", "probability"):
+        raise ValueError(f"kind must be 'information' or 'probability', got {kind!r}")
+    frame = pd.DataFrame(p / p.sum(axis=1, keepdims=True), columns=list(AMINO_ACIDS))
+    if kind == "information":
+        frame = logomaker.transform_matrix(frame, from_type="probability", to_type="information")
+    ax = _ax(ax, figsize=(0.45 * len(p) + 1, 2))
+    logomaker.Logo(frame, ax=ax, color_scheme="chemistry")
+    ax.set_xticks(np.arange(len(p)), [str(i + 1) for i in range(len(p))])
+    ax.set_xlabel("position")
+    ax.set_ylabel("bits" if kind == "information" else "frequency")
+    ax.grid(False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax

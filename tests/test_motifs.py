@@ -1,0 +1,86 @@
+"""Filters as PWMs and the motif finder, against brute force and a planted motif."""
+
+import numpy as np
+import pytest
+
+from helpers import motifs, synthetic
+from helpers import sequences as seqs
+
+
+def _toy_params(seed=0, k=5, c=3):
+    rng = np.random.default_rng(seed)
+    return {"toy/conv0": {"w": rng.normal(size=(k, 21, c)), "b": rng.normal(size=c)}}
+
+
+def test_filter_scores_against_brute_force():
+    params = _toy_params()
+    x = seqs.encode_batch(["KWLKFAG", "GIGKFLHSAK"], length=12)
+    z = motifs.filter_scores(params, x)
+    w, b = params["toy/conv0"]["w"], params["toy/conv0"]["b"]
+    for n in range(2):
+        for i in range(12):
+            want = b.copy()
+            for j in range(5):
+                if 0 <= i + j - 2 < 12:
+                    want += w[j].T @ x[n, i + j - 2]
+            np.testing.assert_allclose(z[n, i], want, atol=1e-12)
+
+
+def test_filter_pwm_recovers_a_planted_word_and_softmax_is_log_odds():
+    rng = np.random.default_rng(1)
+    word = "KWLKF"
+    peps = []
+    for p in range(40):
+        s = list(rng.choice(list("ACDEGHINPQRSTVY"), 15))
+        if p < 10:
+            s[3:8] = list(word)
+        peps.append("".join(s))
+    w = np.zeros((5, 21, 1))
+    w[np.arange(5), [seqs.ALPHABET.index(a) for a in word], 0] = 1.0
+    params = {"m/conv0": {"w": w, "b": np.zeros(1)}}
+    pwm = motifs.filter_pwm(params, seqs.encode_batch(peps, length=16), top=10)[0]
+    assert motifs.consensus(pwm) == word
+    np.testing.assert_allclose(pwm.max(-1), 1.0)
+    sm = motifs.softmax_pwm(_toy_params(), beta=2.0)  # log p - log p' = beta (w - w') within a row
+    w0 = _toy_params()["toy/conv0"]["w"]
+    np.testing.assert_allclose(np.log(sm[1, 2, 3] / sm[1, 2, 7]), 2.0 * (w0[2, 4, 1] - w0[2, 8, 1]), atol=1e-9)
+
+
+def test_ablate_switches_one_filter_off_and_copies():
+    params = _toy_params()
+    out = motifs.ablate(params, 1, value=0.5)
+    assert (out["toy/conv0"]["w"][:, :, 1] == 0).all() and out["toy/conv0"]["b"][1] == 0.5
+    assert (params["toy/conv0"]["w"][:, :, 1] != 0).any()  # the original is untouched
+    np.testing.assert_array_equal(out["toy/conv0"]["w"][:, :, 0], params["toy/conv0"]["w"][:, :, 0])
+    with pytest.raises(ValueError, match="c must"):
+        motifs.ablate(params, 3)
+
+
+def test_motif_finder_recovers_a_planted_motif():
+    # attribution 1 on the planted motif, small noise elsewhere: the largest cluster is the motif
+    data = synthetic.planted_motif(300, seed=5)
+    rng = np.random.default_rng(0)
+    pos = np.flatnonzero(data.split.y == 1)
+    seqs_pos = [data.split.sequences[i] for i in pos]
+    scores = [0.1 * rng.normal(size=len(s)) + synthetic.motif_mask(data, i) for s, i in zip(seqs_pos, pos)]
+    found = motifs.seqlets(scores, seqs_pos, width=6)
+    clusters = motifs.cluster_seqlets([s.sequence for s in found], clusters=3, shift=2)  # width 6, motif 4: three offsets
+    assert synthetic.MOTIF in motifs.consensus(clusters.pwms[0])
+    assert clusters.sizes[0] >= 0.5 * len(found)
+    # without signal there is no motif: shuffled scores give a low-information top cluster
+    flat = [rng.normal(size=len(s)) for s in seqs_pos]
+    noise = motifs.cluster_seqlets([s.sequence for s in motifs.seqlets(flat, seqs_pos, width=6)], clusters=3)
+    assert synthetic.MOTIF not in motifs.consensus(noise.pwms[0])
+
+
+def test_information_and_bad_input():
+    np.testing.assert_allclose(motifs.information(np.full((2, 20), 0.05)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(motifs.information(np.eye(20)[:1]), np.log2(20))
+    with pytest.raises(ValueError, match="words"):
+        motifs.one_hot(["KW", "KWL"])
+    with pytest.raises(ValueError, match="x must"):
+        motifs.filter_scores(_toy_params(), np.zeros((3, 21)))
+    with pytest.raises(ValueError, match="quantile"):
+        motifs.seqlets([np.zeros(5)], ["KWLKF"], quantile=1.5)
+    with pytest.raises(ValueError, match="conv0"):
+        motifs.first_layer({"a": {}})
