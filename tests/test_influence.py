@@ -259,8 +259,28 @@ def test_head_script_on_a_small_setting(tmp_path):
         E.train_head(prob.feat_train, prob.y_train, seed=0, batch_size=0, polish=False)
 
 
+def test_shipped_head_sgd_phase_and_minimum():
+    """The fast part of the check below: the SGD phase of the shipped seed-0 head rerun here
+    (what chapter 9 reruns for TracIn) ends where the script's did, and the shipped head is a
+    minimum with the gradient summed on this machine."""
+    st = E.load_head_study()
+    d = st.data
+    assert str(d["config_command"]) == "python -m helpers.influence"
+    assert {k: float(d[f"config_{k}"]) for k in E.HEAD_SETTINGS} == {k: float(v) for k, v in E.HEAD_SETTINGS.items()}
+    assert float(d["grad_norm"]) < 1e-6 and float(d["other_grad_norm"][0]) < 1e-6
+    prob = E.head_problem()
+    run = E.train_head(prob.feat_train, prob.y_train, seed=0, polish=False)
+    sgd_logits = np.asarray(M.make_head().apply(run.sgd_params, prob.feat_test))
+    assert np.abs(sgd_logits - d["sgd_test_logits"]).max() < E.SGD_LOGIT_TOL
+    objective, theta, _ = I.make_objective(E.head_loss, st.params, prob.feat_train, prob.y_train,
+                                           weight_decay=E.HEAD_SETTINGS["weight_decay"])
+    assert float(jnp.linalg.norm(jax.grad(objective)(theta, 1.0))) < 2e-6
+
+
+@pytest.mark.slow
 def test_shipped_head_is_reproduced_by_its_script():
-    """Rerun the shipped seed-0 head here and compare within measured spreads.
+    """Rerun the shipped seed-0 head here, L-BFGS included (about 1400 full-batch steps: marked
+    slow; the SGD phase and the minimum are checked fast above), and compare within measured spreads.
 
     Measured on the machine that made the file, rerunning the script under `taskset -c 0`
     (1 thread instead of 2, so XLA sums in another order): the SGD phase's test logits were
@@ -427,3 +447,22 @@ def test_shipped_damping_study_is_reproduced():
               proximal=damp, weights=I.removal_weights(n, [j])[0].astype(np.float32), tol=1e-6, maxiter=200)
     actual = float(E.head_loss(r.params, *test)[0] - E.head_loss(st.params, *test)[0])
     np.testing.assert_allclose(actual, d["proximal"][-1, 0], rtol=1e-2)
+
+
+def test_loo_script_small_reproduces_the_shipped_retrainings(tmp_path):
+    """`--loo --small` reruns the shipped study's first two retrainings (the largest predicted
+    effects on the worst error), same code path; predictions to CG's tolerance, effects to
+    LOO_ACTUAL_RTOL of their size (L-BFGS to |grad R| < 1e-6 from the same minimum)."""
+    d = E.load_study(E.LOO_FILE)
+    assert str(d["config_command"]) == "python -m helpers.influence --loo"
+    assert np.all(d["grad_norm"] < 1e-6) and len(d["actual"]) == 2 * (int(d["config_largest"]) + int(d["config_random"]))
+    out = tmp_path / "loo.npz"
+    I.main(["--loo", "--small", "--out", str(out)])
+    s = E.load_study(E.LOO_FILE, out)
+    assert list(s["job"]) == ["worst error"] * 3 and list(s["chosen"]) == ["largest", "largest", "random"]
+    ship = (d["job"] == "worst error") & (d["chosen"] == "largest")
+    np.testing.assert_array_equal(s["removed"][:2], d["removed"][ship][:2])
+    np.testing.assert_array_equal(s["test_index"], d["test_index"][ship][0])
+    np.testing.assert_allclose(s["predicted"][:2], d["predicted"][ship][:2], rtol=1e-3)
+    np.testing.assert_allclose(s["actual"][:2], d["actual"][ship][:2], rtol=E.LOO_ACTUAL_RTOL)
+    assert np.all(s["grad_norm"] < 1e-6)
