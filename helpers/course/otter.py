@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--salt", default=None, help="secret for the hidden cases (default: a fresh random one)")
     p.add_argument("--limit-s", type=int, default=120, help="time limit per exercise check, seconds")
     a = p.parse_args(argv if argv is not None else sys.argv[1:])
-    paths = a.chapters or sorted((ROOT / "chapters").glob("*.ipynb"))
+    paths = a.chapters or [p for p in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")) if exercises(p)]
     for folder in build(a.out, paths, salt=a.salt or secrets.token_hex(8), limit_s=a.limit_s):
         print(f"{folder.parent.name}: student copy in {folder.parent / 'student'}, autograder in {folder}")
 
