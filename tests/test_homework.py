@@ -68,7 +68,7 @@ def _exercises(nb):
     out = []
     for i, cell in enumerate(nb.cells):
         if "exercise" in cell.metadata.get("tags", []):
-            check = next(c for c in nb.cells[i + 1 :] if c.cell_type == "code" and "checks.check_" in c.source)
+            check = next(c for c in nb.cells[i + 1 :] if c.cell_type == "code" and ".check_" in c.source)
             out.append((cell.source, check.source))
     return out
 

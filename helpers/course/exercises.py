@@ -13,7 +13,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTION_TAG = "solution"
-_CHECK_CALL = re.compile(r"checks\.(check_\w+)\(\s*(\w+)\s*\)")
+_CHECK_CALL = re.compile(r"\b\w+\.(check_\w+)\(\s*(\w+)\s*\)")  # checks.check_x(my_x), ch15.check_x(my_x)
 
 
 @dataclass(frozen=True)
