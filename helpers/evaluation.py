@@ -147,6 +147,41 @@ def credit_imbalance(scores, mask_a, mask_b) -> float:
 # ----------------------------------------------------------------------------- ROAD: imputed removal
 
 
+def _imputed_rows(rows, masks, noise: float, bg) -> np.ndarray:
+    """`[C, n, 20]`: `road_probabilities` for every coalition of `masks [C, n]` at once, from the
+    residues' one-hot rows `rows [n, 20]`. The chain's Laplace equation has a closed form: a
+    removed run between two present residues is the straight line between their rows, a run
+    at either end copies its one present neighbour, and with nothing present the rows are
+    `bg`. (`tests/test_evaluation.py` checks it against the linear system.)"""
+    masks = np.asarray(masks, dtype=bool)
+    c, n = masks.shape
+    idx = np.arange(n)
+    left = np.maximum.accumulate(np.where(masks, idx, -1), axis=1)  # nearest present residue at or before i
+    right = np.minimum.accumulate(np.where(masks, idx, n)[:, ::-1], axis=1)[:, ::-1]  # at or after i
+    has_l, has_r = left >= 0, right < n
+    span = np.where(has_l & has_r & (right > left), right - left, 1)
+    t = np.where(has_l & has_r, (idx - left) / span, np.where(has_l, 0.0, 1.0))  # weight of the right neighbour
+    out = ((1 - t)[..., None] * rows[np.clip(left, 0, n - 1)] + t[..., None] * rows[np.clip(right, 0, n - 1)])
+    out[~(has_l | has_r)] = bg
+    gone = ~masks
+    out[gone] = (1 - noise) * out[gone] + noise * bg
+    return out
+
+
+def _road_setup(x, noise, background):
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 2 or x.shape[-1] != 21:
+        raise ValueError(f"x must be one peptide [L, 21], got shape {x.shape}")
+    n = int(x[:, 1:].sum(axis=1).astype(bool).sum())
+    noise = validation.check_number(noise, "noise")
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"noise must lie in [0, 1], got {noise}")
+    bg = np.full(20, 1 / 20) if background is None else np.asarray(background, dtype=float)
+    if bg.shape != (20,) or (bg < 0).any() or abs(bg.sum() - 1) > 1e-6:
+        raise ValueError("background must be 20 residue probabilities summing to 1")
+    return x, n, noise, bg
+
+
 def road_probabilities(x, keep, *, noise: float = 0.1, background=None) -> np.ndarray:
     """Noisy linear imputation for the residues of peptide `x [L, A]`, after Rong et al.'s
     ROAD: `[n, 20]` residue probabilities. A present residue (`keep [n]` True) keeps its own
@@ -154,40 +189,11 @@ def road_probabilities(x, keep, *, noise: float = 0.1, background=None) -> np.nd
     the mean of its one or two neighbours' rows, removed or not), so they interpolate the
     present residues around them; then every removed row is mixed with `background [20]`
     (default uniform) with weight `noise`. With nothing present, the rows are `background`."""
-    x = np.asarray(x, dtype=float)
+    x, n, noise, bg = _road_setup(x, noise, background)
     keep = np.asarray(keep, dtype=bool)
-    if x.ndim != 2 or x.shape[-1] != 21:
-        raise ValueError(f"x must be one peptide [L, 21], got shape {x.shape}")
-    n = int(x[:, 1:].sum(axis=1).astype(bool).sum())
     if keep.shape != (n,):
         raise ValueError(f"keep must be [n] = [{n}] bool (one per residue), got shape {keep.shape}")
-    noise = validation.check_number(noise, "noise")
-    if not 0.0 <= noise <= 1.0:
-        raise ValueError(f"noise must lie in [0, 1], got {noise}")
-    bg = np.full(20, 1 / 20) if background is None else np.asarray(background, dtype=float)
-    if bg.shape != (20,) or (bg < 0).any() or abs(bg.sum() - 1) > 1e-6:
-        raise ValueError("background must be 20 residue probabilities summing to 1")
-    rows = x[:n, 1:].copy()
-    gone = np.flatnonzero(~keep)
-    if len(gone) == 0:
-        return rows
-    if keep.any():
-        # one equation per removed residue i: deg(i) u_i - sum of removed neighbours u_j = sum of present neighbours
-        index = {int(i): k for k, i in enumerate(gone)}
-        system, rhs = np.zeros((len(gone), len(gone))), np.zeros((len(gone), 20))
-        for k, i in enumerate(gone):
-            for j in (i - 1, i + 1):
-                if 0 <= j < n:
-                    system[k, k] += 1
-                    if keep[j]:
-                        rhs[k] += rows[j]
-                    else:
-                        system[k, index[j]] -= 1
-        rows[gone] = np.linalg.solve(system, rhs)
-    else:
-        rows[gone] = bg
-    rows[gone] = (1 - noise) * rows[gone] + noise * bg
-    return rows
+    return _imputed_rows(x[:n, 1:], keep[None], noise, bg)[0]
 
 
 def road_inputs(x, masks, key, *, samples: int = 4, noise: float = 0.1, background=None) -> np.ndarray:
@@ -196,21 +202,22 @@ def road_inputs(x, masks, key, *, samples: int = 4, noise: float = 0.1, backgrou
     every position: no holes, the same length)."""
     validation.check_int(samples, "samples", minimum=1)
     validation.check_key(key)
-    x = np.asarray(x, dtype=np.float32)
+    x32 = np.asarray(x, dtype=np.float32)
+    x, n, noise, bg = _road_setup(x, noise, background)
     masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 2 or masks.shape[1] != n:
+        raise ValueError(f"masks must be [C, n] = [C, {n}] bool (one column per residue), got shape {masks.shape}")
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
-    out = np.repeat(np.repeat(x[None, None], len(masks), 0), samples, 1)
-    for c, keep in enumerate(masks):
-        probs = road_probabilities(x, keep, noise=noise, background=background)
-        gone = np.flatnonzero(~keep)
-        if len(gone) == 0:
-            continue
-        p = probs[gone] / probs[gone].sum(axis=1, keepdims=True)
-        cum = np.cumsum(p, axis=1)  # [g, 20]
-        u = rng.random((samples, len(gone), 1))
-        drawn = np.minimum((u > cum[None]).sum(-1), 19)  # [samples, g] residue index 0..19
-        out[c][:, gone] = 0.0
-        out[c][np.arange(samples)[:, None], gone[None, :], 1 + drawn] = 1.0
+    probs = _imputed_rows(x[:n, 1:], masks, noise, bg)  # [C, n, 20]
+    cum = np.cumsum(probs / probs.sum(axis=-1, keepdims=True), axis=-1)  # [C, n, 20]
+    out = np.repeat(np.repeat(x32[None, None], len(masks), 0), samples, 1)
+    # every removed residue of every sample of every coalition, in the order (coalition,
+    # sample, residue): one uniform number each, drawn in that order
+    c_i, s_i, g_i = np.nonzero(np.broadcast_to(~masks[:, None, :], (len(masks), samples, n)))
+    u = rng.random(len(c_i))
+    drawn = np.minimum((u[:, None] > cum[c_i, g_i]).sum(-1), 19)  # residue index 0..19
+    out[c_i, s_i, g_i] = 0.0
+    out[c_i, s_i, g_i, 1 + drawn] = 1.0
     return out
 
 
@@ -279,7 +286,8 @@ def explainers(
     cnn.predict_fn(params, activation=act)`) adds DeepLIFT. Perturbation methods mask
     residues in place (padding fill); `length`: evaluate them on inputs cut to that many
     positions (as `perturbation.make_game`; one length for all peptides compiles once).
-    A "random" method (a random order) is the control every method must beat."""
+    IG and SmoothGrad batch their gradients `min(ig_steps + 1, smooth_samples)`
+    at a time (one compiled shape for both). A "random" method (a random order) is the control every method must beat."""
     validation.check_callable(f, "f")
     validation.check_int(ig_steps, "ig_steps", minimum=1)
     validation.check_int(smooth_samples, "smooth_samples", minimum=1)
@@ -287,6 +295,10 @@ def explainers(
     validation.check_int(permutations, "permutations", minimum=4)
     validation.check_int(kernel_samples, "kernel_samples", minimum=2)
     validation.check_int(lime_samples, "lime_samples", minimum=2)
+
+    # IG and SmoothGrad take their gradients in chunks of one size, so that the two share one
+    # compiled program (a new batch shape costs a compilation of the model's gradient)
+    grad_batch = min(ig_steps + 1, smooth_samples)
 
     def own(a, x):
         return np.asarray(attribution.per_residue(a, x))
@@ -299,10 +311,11 @@ def explainers(
         "saliency": Method(saliency, lambda n: 0, lambda n: 1, False),
         "gradient × input": Method(lambda x, key: own(attribution.gradient_x_input(f, x), x), lambda n: 0, lambda n: 1, True),
         "integrated gradients": Method(
-            lambda x, key: own(attribution.integrated_gradients(f, x, steps=ig_steps).attributions, x),
+            lambda x, key: own(attribution.integrated_gradients(f, x, steps=ig_steps, batch_size=grad_batch).attributions, x),
             lambda n: 2, lambda n: ig_steps + 1, True),
         "SmoothGrad": Method(
-            lambda x, key: own(attribution.smoothgrad(f, x, key, n=smooth_samples, sigma=smooth_sigma), x),
+            lambda x, key: own(attribution.smoothgrad(f, x, key, n=smooth_samples, sigma=smooth_sigma,
+                                                      batch_size=grad_batch), x),
             lambda n: 0, lambda n: smooth_samples, True),
     }
     if make_f is not None:
@@ -425,8 +438,14 @@ def main(argv=None) -> None:
     p.add_argument("--part", choices=("all", "cascade", "shuffled", "reference"), default="all",
                    help="cascade: the randomised draws only; shuffled, reference: that trained model only "
                         "(a part is merged into an existing --out file)")
+    p.add_argument("--draws", type=int, nargs="+", default=None, help=f"fresh-initialisation seeds (default {SANITY_DRAWS})")
+    p.add_argument("--peptides", type=int, default=None, help="how many test peptides (default 20)")
     a = p.parse_args(argv)
     kw = dict(draws=(123,), n_peptides=2, methods=("gradient × input", "occlusion"), trained=("shuffled",)) if a.small else {}
+    if a.draws is not None:
+        kw["draws"] = tuple(a.draws)
+    if a.peptides is not None:
+        kw["n_peptides"] = a.peptides
     if a.part == "cascade":
         kw["trained"] = ()
     if a.part in ("shuffled", "reference"):

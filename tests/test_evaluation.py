@@ -222,3 +222,51 @@ def test_sanity_script_small(tmp_path):
     a, b = (E.explainers(cnn.predict_fn(p))["gradient × input"].explain(x, None) for p in (params, randomised))
     assert small["signed"]["all layers (draw 123)"]["gradient × input"][0] == pytest.approx(spearmanr(a, b)[0], abs=1e-6)
     assert small["auroc"]["original"] == pytest.approx(cnn.load_pretrained(synthetic.MOTIF_MODEL)[1]["test_auroc"], abs=1e-4)
+    # Chapter 13's shipped study (10 peptides, draw 123, the shuffled-label model) starts with
+    # these 2 peptides. Tolerance: one swap of two adjacent ranks among n >= 18 residues moves
+    # Spearman's rho by 6 / (n (n^2 - 1)) < 1.1e-3; 2e-3 lets a near-tie flip on another CPU.
+    shipped = json.loads((cnn.pretrained_dir() / E.SANITY_FILE).read_text())
+    assert shipped["peptides"] == E.sanity_peptides(10).tolist() and shipped["draws"] == [123] and shipped["seed"] == 0
+    assert any("--part cascade --draws 123 --peptides 10" in c for c in shipped["command"])
+    assert small["peptides"] == shipped["peptides"][:2]
+    for kind in ("signed", "absolute"):
+        for label, rows in small[kind].items():
+            for m, v in rows.items():
+                np.testing.assert_allclose(v, shipped[kind][label][m][:2], atol=2e-3, err_msg=f"{kind}, {label}, {m}")
+    for label, auc in small["auroc"].items():
+        assert auc == pytest.approx(shipped["auroc"][label], abs=1e-4)
+
+
+def test_road_closed_form_matches_the_linear_system():
+    """`road_probabilities` interpolates in closed form; here the chain's Laplace equation is
+    solved as a linear system, one equation per removed residue, for random masks."""
+    rng = np.random.default_rng(0)
+    letters = np.array(list(ALPHABET[1:]))  # the 20 residues (channel 0 is padding)
+    for _ in range(60):
+        n = int(rng.integers(1, 25))
+        x = encode_batch(["".join(rng.choice(letters, n))], length=28)[0]
+        keep = rng.random(n) < rng.random()
+        rows, gone = np.asarray(x[:n, 1:], float), np.flatnonzero(~keep)
+        want = rows.copy()
+        if len(gone) and keep.any():
+            system, rhs = np.zeros((len(gone), len(gone))), np.zeros((len(gone), 20))
+            for k, i in enumerate(gone):
+                for j in (i - 1, i + 1):
+                    if 0 <= j < n:
+                        system[k, k] += 1
+                        if keep[j]:
+                            rhs[k] += rows[j]
+                        else:
+                            system[k, list(gone).index(j)] -= 1
+            want[gone] = 0.9 * np.linalg.solve(system, rhs) + 0.1 / 20
+        elif len(gone):
+            want[gone] = 1 / 20
+        np.testing.assert_allclose(E.road_probabilities(x, keep, noise=0.1), want, atol=1e-12)
+    # the inputs of several coalitions at once: each coalition's draws follow its own probabilities
+    x = encode_batch(["KLWRAGDE"], length=10)[0]
+    masks = np.array([[1, 0, 0, 1, 1, 0, 1, 1], [0, 0, 0, 0, 0, 0, 0, 1]], bool)
+    inputs = E.road_inputs(x, masks, jax.random.PRNGKey(2), samples=2000)
+    for c, keep in enumerate(masks):
+        freq = inputs[c, :, :8, 1:].mean(axis=0)  # [8, 20]
+        np.testing.assert_allclose(freq, E.road_probabilities(x, keep), atol=0.05)
+
