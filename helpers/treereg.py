@@ -14,7 +14,9 @@ arithmetic changes by rounding steps (`rerun_spread`, `helpers/pretrained/treere
 unregularised and tree-regularised training are chaotic, so a rerun on another machine is
 compared with a shipped run only within that spread (`rerun_band`). `--extra` retrains a
 finer L2 grid and the two settings of chapter 12's key comparison with their test logits
-(`extra_runs`; default output `helpers/pretrained/treereg_extra.npz`, not shipped). The same methods on the peptide
+(`extra_runs`; default output `helpers/pretrained/treereg_extra.npz`, not shipped). `--live` trains
+chapter 12's tree-regularised run (lambda 3, seed 0; minutes of CPU) and stores its weights and
+history (`live_run`, `load_live_run`, `helpers/pretrained/treereg_live.npz`). The same methods on the peptide
 descriptors: `helpers.treereg_real`.
 
 Shape glossary: B batch, D input dimensions (2 here), P flattened network parameters,
@@ -463,6 +465,42 @@ def extra_runs(*, strengths=EXTRA_STRENGTHS, seeds: tuple[int, ...] = (0, 1, 2),
     return out
 
 
+LIVE_FILE = "treereg_live.npz"  # written by `python -m helpers.treereg --live`
+
+
+def live_run(*, regulariser: str = "tree", strength: float = 3.0, seed: int = 0, data_seed: int = 0, n: int = 500,
+             hidden: tuple[int, ...] = (100, 100, 10), steps: int = 1500) -> dict[str, np.ndarray]:
+    """Chapter 12's tree-regularised run (the sweep's code path: `train_regularised`, then
+    `evaluate`), stored because it takes minutes: the final flattened weights `live_params
+    [P]`, the history `live_step, live_loss, live_apl, live_apl_surrogate [chunks]`, the
+    gathered pairs' APLs `live_pair_apl [M]`, `evaluate`'s `final_test_auc, final_apl,
+    final_fidelity`, `live_seconds` and the setting (`config_*`)."""
+    data = parabola_data(n, seed=data_seed)
+    model = make_mlp(hidden)
+    run = train_regularised(data.x_train, data.y_train, regulariser=regulariser, strength=strength,
+                            key=jax.random.PRNGKey(seed), model=model, steps=steps)
+    ev = evaluate(model, run.params, data)
+    out = {f"live_{k}": v for k, v in run.history.items()}
+    out.update(live_params=np.asarray(ravel_pytree(run.params)[0]), live_pair_apl=run.pairs[1], live_seconds=np.array(run.seconds),
+               final_test_auc=np.array(ev.test_auc), final_apl=np.array(ev.apl), final_fidelity=np.array(ev.fidelity),
+               config_regulariser=np.array(regulariser), config_strength=np.array(strength), config_seed=np.array(seed),
+               config_data_seed=np.array(data_seed), config_n=np.array(n), config_hidden=np.array(hidden), config_steps=np.array(steps))
+    return out
+
+
+def load_live_run(model: hk.Transformed, path=None) -> RegularisedRun:
+    """`live_run`'s file (default: the shipped one) as a `RegularisedRun` of `model` (its
+    architecture must be the file's); `pairs` holds the APLs only (weights `[0, P]`)."""
+    live = load_sweep(path, name=LIVE_FILE)
+    hidden = tuple(int(h) for h in live["config_hidden"])
+    if model is not make_mlp(hidden):
+        raise ValueError(f"model must be make_mlp({hidden}), the architecture of the stored run")
+    unravel = ravel_pytree(model.init(jax.random.PRNGKey(0), jnp.zeros((1, 2), jnp.float32)))[1]
+    history = {k: live[f"live_{k}"] for k in ("step", "loss", "apl", "apl_surrogate")}
+    return RegularisedRun(unravel(jnp.asarray(live["live_params"])), str(live["config_regulariser"]), float(live["config_strength"]),
+                          history, (np.zeros((0, live["live_params"].size)), live["live_pair_apl"]), float(live["live_seconds"]))
+
+
 SPREAD_FILE = "treereg_spread.npz"  # written by `python -m helpers.treereg --spread`
 # The runs that chapter 12 retrains live and the one the tests retrain: (regulariser, strength, seed).
 SPREAD_SETTINGS = (("none", 0.0, 0), ("l2", 3e-3, 0), ("tree", 3.0, 0))
@@ -550,8 +588,16 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, default=3, help="network initialisations per setting")
     p.add_argument("--small", action="store_true", help="one strength per regulariser, one seed, a small network: a smoke test")
     p.add_argument("--extra", action="store_true", help="the finer L2 grid and the key comparison's test logits (extra_runs)")
+    p.add_argument("--live", action="store_true", help="chapter 12's tree-regularised run, lambda 3, seed 0 (live_run)")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
+    if a.live:
+        out_path = a.out or str(pretrained_dir() / LIVE_FILE)
+        out = live_run(steps=a.steps, **(dict(hidden=(16, 16)) if a.small else {}))
+        out["config_command"] = np.array("python -m helpers.treereg --live" + (" --small" if a.small else "") + f" --steps {a.steps}")
+        np.savez_compressed(out_path, **out)
+        print(f"1 run in {time.perf_counter() - t0:.0f} s -> {out_path}")
+        return
     if a.extra:
         out_path = a.out or str(pretrained_dir() / EXTRA_FILE)
         kw = dict(strengths={"l2": (1e-2,)}, seeds=(0,), hidden=(16, 16)) if a.small else dict(seeds=tuple(range(a.seeds)))

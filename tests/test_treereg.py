@@ -211,6 +211,53 @@ def test_rerun_band_widens_the_measured_range():
         T.rerun_band(sp, "tree", 3.0, "loss")
 
 
+# ----------------------------------------------------------------------------- the stored live run (chapter 12)
+
+
+def test_live_script_on_a_small_setting(tmp_path):
+    out = tmp_path / "live.npz"
+    T.main(["--live", "--small", "--steps", "50", "--out", str(out)])
+    model = T.make_mlp((16, 16))
+    run = T.load_live_run(model, out)
+    assert (run.regulariser, run.strength) == ("tree", 3.0) and len(run.pairs[1]) == 2 * 5
+    np.testing.assert_array_equal(run.history["step"], [25, 50])
+    assert np.isnan(run.history["apl_surrogate"][0]) and np.isfinite(run.history["apl_surrogate"][1])
+    # The stored weights are the script's run: the same code on the same machine retrains them
+    # exactly, and the stored numbers are theirs.
+    d = T.parabola_data(500, seed=0)
+    again = T.train_regularised(d.x_train, d.y_train, regulariser="tree", strength=3.0, key=jax.random.PRNGKey(0),
+                                model=model, steps=50)
+    np.testing.assert_array_equal(ravel_pytree(run.params)[0], ravel_pytree(again.params)[0])
+    live, ev = T.load_sweep(out), T.evaluate(model, run.params, d)
+    assert (ev.test_auc, ev.apl, ev.fidelity) == (live["final_test_auc"], live["final_apl"], live["final_fidelity"])
+    assert str(live["config_command"]) == "python -m helpers.treereg --live --small --steps 50"
+    with pytest.raises(ValueError, match="model must be"):
+        T.load_live_run(T.make_mlp((8,)), out)
+
+
+def test_shipped_live_run_lies_within_the_rerun_spread():
+    live, spread = T.load_sweep(name=T.LIVE_FILE), T.load_sweep(name=T.SPREAD_FILE)
+    setting = (str(live["config_regulariser"]), float(live["config_strength"]), int(live["config_seed"]))
+    assert setting in T.SPREAD_SETTINGS and setting[0] == "tree"
+    assert (int(live["config_steps"]), tuple(live["config_hidden"])) == (int(spread["spread_steps"]), tuple(spread["spread_hidden"]))
+    model = T.make_mlp(tuple(int(h) for h in live["config_hidden"]))
+    run = T.load_live_run(model)
+    assert len(run.history["apl"]) == int(live["config_steps"]) // 25 and len(run.pairs[1]) == 5 * len(run.history["apl"])
+    d = T.parabola_data(int(live["config_n"]), seed=int(live["config_data_seed"]))
+    ev = T.evaluate(model, run.params, d)
+    for metric in ("test_auc", "apl", "fidelity"):
+        lo, hi = T.rerun_band(spread, setting[0], setting[1], metric)  # where a rerun on any machine may land
+        stored = float(live[f"final_{metric}"])
+        assert lo <= stored <= hi, (metric, stored, lo, hi)
+        assert abs(getattr(ev, metric) - stored) <= 2 * T.BAND_FLOOR[metric]  # its weights give its numbers
+    # A small version of the same code path: the first chunk (25 steps, no penalty yet) retrained
+    # here is the stored run's first chunk (the training becomes chaotic only later).
+    start = T.train_regularised(d.x_train, d.y_train, regulariser="tree", strength=setting[1],
+                                key=jax.random.PRNGKey(setting[2]), model=model, steps=25)
+    assert start.history["apl"][0] == pytest.approx(run.history["apl"][0], abs=1e-9)
+    assert start.history["loss"][0] == pytest.approx(run.history["loss"][0], rel=1e-4)
+
+
 # ----------------------------------------------------------------------------- the extra runs (chapter 12)
 
 
