@@ -1,5 +1,5 @@
 """Exercise checks, one module per chapter (`ch01` ... `ch14`, `ch15`, ...); `_common` holds
-what they share. `CHECKS` maps each check of chapters 1-14's name to its module, so the grader can load a
+what they share. `CHECKS` maps each check's name to its module, so the grader can load a
 check fresh by name (`importlib.import_module(CHECKS[name])`) without importing them all."""
 
 CHECKS = {
@@ -17,5 +17,7 @@ CHECKS = {
     "check_average_path_length": "ch12", "check_mimic_tree": "ch12",
     "check_deletion_curve": "ch13", "check_spearman": "ch13",
     "check_class_difference": "ch14", "check_helix_descriptors": "ch14",
+    "check_filter_pwm": "ch15", "check_saturation_mutagenesis": "ch15",
+    "check_ale": "ch16", "check_partial_dependence": "ch16",
 }
 CHECKS = {name: f"{__name__}.{module}" for name, module in CHECKS.items()}
