@@ -17,7 +17,9 @@ Shape glossary: B batch, L padded length, A = 21 channels, n residues of one pep
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import haiku as hk
@@ -424,23 +426,134 @@ def sanity_study(*, draws: Sequence[int] = SANITY_DRAWS, n_peptides: int = 20, m
     return out
 
 
+# ----------------------------------------------------------------------------- the shipped explanations
+
+EXPLAIN_FILE = "explain_study.json.gz"
+EXPLAIN_FILLS = ("padding", "delete", "ROAD")
+
+
+def _explain_all(methods, xs, key):
+    """Scores `{method: [n] per peptide}` of `xs [P, L, A]` (key `fold_in(key, j)` for peptide j)
+    and each method's seconds for all peptides, after one call outside the timing (compilation)."""
+    scores, seconds = {}, {}
+    for name, m in methods.items():
+        m.explain(jnp.asarray(xs[0]), key)
+        t0 = time.perf_counter()
+        raw = [m.explain(jnp.asarray(x), jax.random.fold_in(key, j)) for j, x in enumerate(xs)]
+        seconds[name] = time.perf_counter() - t0
+        scores[name] = [np.asarray(r, float).tolist() for r in raw]
+    return scores, seconds
+
+
+def explain_peptides(n_control: int = 40, n_and: int = 16, n_faith: int = 40) -> dict:
+    """Chapter 13's peptides: `control` (planted-motif test split, `sanity_peptides`), `and`
+    (AND test split: correctly classified positives with both halves planted) and `faith`
+    (hemolysis test peptides of 18 to 30 residues whose logit exceeds the all-padding one's by
+    more than 0.5), each the first so many indices."""
+    from helpers import data, synthetic
+    from helpers import model as model_lib
+
+    pair = synthetic.pair_splits()["test"]
+    and_logits = np.asarray(model_lib.predict_fn(model_lib.load_pretrained(synthetic.AND_MODEL)[0])(pair.split.x))
+    hemo = model_lib.predict_fn(model_lib.load_pretrained()[0])
+    test = data.load_split("test")
+    short = [i for i, s in enumerate(test.sequences) if 18 <= len(s) <= 30]
+    empty = float(hemo(perturbation.fill_reference("padding", test.x[0])[None])[0])
+    return {"control": sanity_peptides(n_control).tolist(),
+            "and": np.flatnonzero((pair.split.y == 1) & pair.planted.all(axis=1) & (and_logits > 0))[:n_and].tolist(),
+            "faith": [i for i, lf in zip(short, np.asarray(hemo(test.x[short]))) if lf - empty > 0.5][:n_faith]}
+
+
+def explain_study(*, n_control: int = 40, n_and: int = 16, n_faith: int = 40, methods: Sequence[str] | None = None,
+                  seed: int = 0) -> dict:
+    """Chapter 13's explanations (`explainers(..., length=32)`, key `PRNGKey(seed)` folded with
+    the peptide's position j): every method on the `explain_peptides` of the planted-motif,
+    AND (no "random") and hemolysis CNNs, with each method's seconds; for the hemolysis
+    peptides also integrated gradients from the padding reference, the normalised deletion and
+    insertion areas (padding fill) and the deletion areas under each of `EXPLAIN_FILLS` (ROAD:
+    4 imputations, noise 0.1, key `fold_in(key, 1000 + j)`). JSON-ready dict."""
+    from helpers import data, synthetic
+    from helpers import model as model_lib
+
+    key = jax.random.PRNGKey(seed)
+    idx = explain_peptides(n_control, n_and, n_faith)
+    out = {"seed": seed, "peptides": idx, "scores": {}, "seconds": {}}
+    test = data.load_split("test")
+    xs = {"control": synthetic.motif_splits()["test"].split.x, "and": synthetic.pair_splits()["test"].split.x, "faith": test.x}
+    models = {"control": synthetic.MOTIF_MODEL, "and": synthetic.AND_MODEL, "faith": model_lib.PRETRAINED_NAME}
+    for part, name in models.items():
+        p = model_lib.load_pretrained(name)[0]
+        m = explainers(model_lib.predict_fn(p), make_f=lambda act, p=p: model_lib.predict_fn(p, activation=act), length=32)
+        m = {k: v for k, v in m.items() if (methods is None or k in methods) and not (part == "and" and k == "random")}
+        out["scores"][part], out["seconds"][part] = _explain_all(m, xs[part][idx[part]], key)
+    hemo = model_lib.predict_fn(model_lib.load_pretrained()[0])
+    faith, x_f = out["scores"]["faith"], test.x[idx["faith"]]
+    if "integrated gradients" in faith:
+        ref = perturbation.fill_reference("padding", test.x[0])
+        faith["IG (padding baseline)"] = [np.asarray(attribution.per_residue(attribution.integrated_gradients(
+            hemo, jnp.asarray(x), ref, steps=64, batch_size=50).attributions, jnp.asarray(x)), float).tolist() for x in x_f]
+    out["areas"] = {kind: {m: [normalised_area(faithfulness_curve(hemo, x, ranking(s), kind=kind, length=32), kind)
+                               for s, x in zip(sc, x_f)] for m, sc in faith.items() if m != "IG (padding baseline)"}
+                    for kind in ("deletion", "insertion")}
+
+    def curve(fill, s, x, j):
+        if fill == "ROAD":
+            return road_curve(hemo, x, ranking(s), jax.random.fold_in(key, 1000 + j), samples=4, noise=0.1, length=32)
+        return faithfulness_curve(hemo, x, ranking(s), fill=fill, length=32)
+
+    out["fill_areas"] = {fill: {m: [normalised_area(curve(fill, s, x, j), "deletion") for j, (s, x) in enumerate(zip(sc, x_f))]
+                                for m, sc in faith.items()} for fill in EXPLAIN_FILLS}
+    return out
+
+
+def load_explain_study(path=None) -> dict:
+    """The shipped `explain_study` (`helpers/pretrained/explain_study.json.gz`), scores as arrays."""
+    import gzip
+    import json
+
+    from helpers import model as model_lib
+
+    path = model_lib.pretrained_dir() / EXPLAIN_FILE if path is None else path
+    out = json.loads(gzip.decompress(Path(path).read_bytes()))
+    out["scores"] = {part: {m: [np.asarray(s) for s in sc] for m, sc in d.items()} for part, d in out["scores"].items()}
+    return out
+
+
 def main(argv=None) -> None:
     import argparse
     import json
+    import os
     import sys
-    from pathlib import Path
 
     from helpers import model as model_lib
 
     p = argparse.ArgumentParser(description="Chapter 13's randomisation study of the planted-motif CNN.")
-    p.add_argument("--out", type=Path, default=model_lib.pretrained_dir() / SANITY_FILE)
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"default helpers/pretrained/{SANITY_FILE} ({EXPLAIN_FILE} with --part explain)")
     p.add_argument("--small", action="store_true", help="one draw, 2 peptides, 2 methods: a smoke test")
-    p.add_argument("--part", choices=("all", "cascade", "shuffled", "reference"), default="all",
+    p.add_argument("--part", choices=("all", "cascade", "shuffled", "reference", "explain"), default="all",
                    help="cascade: the randomised draws only; shuffled, reference: that trained model only "
-                        "(a part is merged into an existing --out file)")
+                        "(a part is merged into an existing --out file); explain: the chapter's explanations "
+                        f"and faithfulness areas (`explain_study`, default --out {EXPLAIN_FILE})")
     p.add_argument("--draws", type=int, nargs="+", default=None, help=f"fresh-initialisation seeds (default {SANITY_DRAWS})")
     p.add_argument("--peptides", type=int, default=None, help="how many test peptides (default 20)")
     a = p.parse_args(argv)
+    command = "python -m helpers.evaluation " + " ".join(argv if argv is not None else sys.argv[1:])
+    a.out = a.out or model_lib.pretrained_dir() / (EXPLAIN_FILE if a.part == "explain" else SANITY_FILE)
+    if a.part == "explain":
+        import gzip
+
+        n = (2, 2, 2) if a.small else (40, 16, 40)
+        methods = ("gradient × input", "integrated gradients", "occlusion", "random") if a.small else None
+        load = os.getloadavg()[0]
+        out = explain_study(n_control=n[0], n_and=n[1], n_faith=n[2], methods=methods)
+        out.update(command=command, settings={
+            "peptides (control, and, faith)": list(n), "methods": methods, "explainers": "defaults, length=32",
+            "ROAD": "samples=4, noise=0.1", "timing": {"cpus": os.cpu_count(), "load average before/after":
+                                                       [round(load, 2), round(os.getloadavg()[0], 2)]}})
+        a.out.write_bytes(gzip.compress((json.dumps(out) + "\n").encode(), mtime=0))
+        print(a.out)
+        return
     kw = dict(draws=(123,), n_peptides=2, methods=("gradient × input", "occlusion"), trained=("shuffled",)) if a.small else {}
     if a.draws is not None:
         kw["draws"] = tuple(a.draws)
@@ -451,7 +564,6 @@ def main(argv=None) -> None:
     if a.part in ("shuffled", "reference"):
         kw["draws"], kw["trained"] = (), (a.part,) if a.part == "shuffled" else ("shuffled", "reference")
     out = sanity_study(**kw)
-    command = "python -m helpers.evaluation " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.part != "all" and a.out.exists():
         old = json.loads(a.out.read_text())
         if old["peptides"] != out["peptides"] or old["seed"] != out["seed"]:

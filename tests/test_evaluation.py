@@ -270,3 +270,40 @@ def test_road_closed_form_matches_the_linear_system():
         freq = inputs[c, :, :8, 1:].mean(axis=0)  # [8, 20]
         np.testing.assert_allclose(freq, E.road_probabilities(x, keep), atol=0.05)
 
+
+
+def test_explain_script_small(tmp_path):
+    """`python -m helpers.evaluation --part explain --small` (2 peptides per task, 4 methods)
+    gives the first 2 peptides of the shipped chapter-13 explanations: the same code, peptides
+    and keys (key folded with the peptide's position)."""
+    import gzip
+
+    out = tmp_path / "e.json.gz"
+    E.main(["--part", "explain", "--small", "--out", str(out)])
+    small = json.loads(gzip.decompress(out.read_bytes()))
+    shipped = E.load_explain_study()
+    assert "--part explain" in shipped["command"] and shipped["seed"] == small["seed"] == 0
+    assert {k: len(v) for k, v in shipped["peptides"].items()} == {"control": 40, "and": 16, "faith": 40}
+    assert shipped["peptides"] == E.explain_peptides() and shipped["peptides"]["control"][:10] == E.sanity_peptides(10).tolist()
+    assert set(shipped["scores"]["and"]) == set(shipped["scores"]["control"]) - {"random"}
+    for part, idx in small["peptides"].items():
+        assert idx == shipped["peptides"][part][:2]
+        assert all(t > 0 for t in small["seconds"][part].values())
+        for m, sc in small["scores"][part].items():
+            for a, b in zip(sc, shipped["scores"][part][m][:2], strict=True):
+                # float32 attributions; 1e-5: rerunning under `taskset -c 0` changed them by less
+                np.testing.assert_allclose(a, b, rtol=0, atol=1e-5, err_msg=f"{part}, {m}")
+    for kind, rows in small["areas"].items():
+        for m, v in rows.items():
+            np.testing.assert_allclose(v, shipped["areas"][kind][m][:2], atol=1e-6, err_msg=f"{kind}, {m}")
+    for fill, rows in small["fill_areas"].items():
+        for m, v in rows.items():
+            np.testing.assert_allclose(v, shipped["fill_areas"][fill][m][:2], atol=1e-6, err_msg=f"{fill}, {m}")
+    # the areas are those of the shipped scores' orders: one recomputed here
+    hemo = cnn.predict_fn(cnn.load_pretrained()[0])
+    from helpers import data
+
+    x = data.load_split("test").x[shipped["peptides"]["faith"][1]]
+    s = shipped["scores"]["faith"]["occlusion"][1]
+    curve = E.faithfulness_curve(hemo, x, E.ranking(s), kind="insertion", length=32)
+    assert E.normalised_area(curve, "insertion") == pytest.approx(shipped["areas"]["insertion"]["occlusion"][1], abs=1e-6)
