@@ -62,6 +62,10 @@ IG_STEPS = 64
 SMOOTH_SAMPLES, SMOOTH_SIGMA = 50, 0.15
 PERMUTATIONS = 64
 LIME_SAMPLES = 1000
+# A deletion area ranks the methods only where the peptide's logit lies above the all-padding
+# input's by more than this (chapter 13's rule): below it, "highest score first" deletes the
+# evidence against the prediction first, and near it the normalisation divides by ~0.
+AREA_MARGIN = 0.5
 # key, label; the order of the arrays in the file
 METHODS = (
     ("saliency", "saliency"),
@@ -310,13 +314,15 @@ def load(path: Path | None = None) -> dict:
 
 def tables(content: dict) -> dict[str, list[dict]]:
     """The file's content as the named datasets of the page's Vega-Lite spec: `peptides` (one
-    row each, deletion areas as `area_<key>`), `residues` and `curves` (one row per peptide
+    row each, deletion areas as `area_<key>`, `comparable` where the logit exceeds the all-padding
+    input's by more than AREA_MARGIN), `residues` and `curves` (one row per peptide
     with parallel arrays, which the spec flattens for the chosen peptide: a long table would
     repeat the peptide's index for every number), `flips` (one row per substitution) and
     `methods` (key, label, order)."""
     if not isinstance(content, dict) or "peptides" not in content:
         raise TypeError("content must be the dict that explorer.load() returns")
     keys = [m["key"] for m in content["methods"]]
+    empty = content["peptides"][0]["deletion"][keys[0]][-1]  # the all-padding input's logit
     peptides, residues, curves, flips = [], [], [], []
     for rec in content["peptides"]:
         i, seq, n = rec["i"], rec["sequence"], len(rec["sequence"])
@@ -324,6 +330,7 @@ def tables(content: dict) -> dict[str, list[dict]]:
                          "label_name": data_lib.LABEL_NAMES[rec["label"]],
                          "prediction_name": data_lib.LABEL_NAMES[rec["prediction"]],
                          "logit": round(rec["logit"], 3), "shapley": rec["shapley"], "flips": len(rec["flips"]),
+                         "comparable": bool(rec["logit"] - empty > AREA_MARGIN),
                          **{f"area_{k}": None if rec["area"][k] is None else round(rec["area"][k], 3) for k in keys}})
         residues.append({"i": i, "pos": list(range(1, n + 1)), "aa": list(seq),
                          **{k: [float(f"{v:.3g}") for v in rec["attributions"][k]] for k in keys}})

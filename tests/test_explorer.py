@@ -1,7 +1,9 @@
 """The Explorer page's shipped file (`python -m helpers.explorer --write`): its shape, its
-internal consistency (efficiency of Shapley values, completeness of DeepLIFT, the deletion
-curves' end points), the aggregates recomputed from it, and a sample of peptides recomputed
-with every method."""
+internal consistency (the deletion curves' end points, efficiency of Shapley values), checks
+against what cannot lie (completeness of IG from the all-padding baseline, up to its
+quadrature error; occlusion's first deletion step equals its largest score), the aggregates
+recomputed from it, and a sample of peptides recomputed with every method (which shows that
+the code reproduces the file, not that the file is right)."""
 
 from __future__ import annotations
 
@@ -52,6 +54,20 @@ def test_stored_numbers_are_consistent_with_each_other():
             assert p["deletion"][k][-1] == pytest.approx(p["deletion"]["saliency"][-1], abs=1e-4)
         gap = p["logit"] - p["deletion"]["shapley"][-1]
         assert sum(p["attributions"]["shapley"]) == pytest.approx(gap, abs=2e-3)
+
+
+def test_ig_from_padding_is_complete_and_occlusion_starts_the_occlusion_curve():
+    """IG from the all-padding baseline sums to the logit minus the all-padding input's (the
+    baseline differs from the peptide only on its residues; 64 trapezoid steps leave a
+    quadrature error, measured: max 0.092, median 0.0024 over the 561 peptides). Occlusion's
+    score is the logit minus the logit with that residue padded, so the occlusion deletion
+    curve's second point (its top residue masked) is the logit minus the largest score."""
+    empty = PEPTIDES[0]["deletion"]["saliency"][-1]
+    gap = np.array([sum(p["attributions"]["ig_padding"]) - (p["logit"] - empty) for p in PEPTIDES])
+    assert np.abs(gap).max() < 0.1 and np.median(np.abs(gap)) < 0.01
+    for p in PEPTIDES:
+        top = p["logit"] - max(p["attributions"]["occlusion"])
+        assert p["deletion"]["occlusion"][1] == pytest.approx(top, abs=3e-4)
 
 
 def test_aggregates_follow_from_the_stored_peptides():
@@ -106,6 +122,9 @@ def test_page_tables_and_embedding():
     tables = explorer.tables(CONTENT)
     assert len(tables["peptides"]) == len(tables["residues"]) == len(tables["curves"]) == 561
     assert len(tables["flips"]) == sum(len(p["flips"]) for p in PEPTIDES)
+    empty = PEPTIDES[0]["deletion"]["saliency"][-1]
+    assert [r["comparable"] for r in tables["peptides"]] == [
+        p["logit"] - empty > explorer.AREA_MARGIN for p in PEPTIDES]
     r = tables["residues"][0]
     assert len(r["pos"]) == len(r["aa"]) == len(r["lime"]) == len(PEPTIDES[0]["sequence"])
     html = explorer.embed_html({"datasets": {"x": [{"s": "</script>"}]}}, element_id="ex-1", controls=True)
