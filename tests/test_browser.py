@@ -1,10 +1,12 @@
 """The built book in a real browser: every chapter page opened in headless Chromium.
 
 Runs against the HTML of `jupyter-book build .` (`_build/html`, or `$BOOK_HTML`): no page
-errors (uncaught exceptions, failed loads), every image loaded, every formula rendered by MathJax, and the
+errors (every SEVERE browser-log entry, except a named allow-list), every image loaded, every formula rendered by MathJax, and the
 Colab launch link pointing at the chapter's notebook. The Explorer page (`chapters/explorer`,
 charts drawn in the browser by vega-embed, no images) is checked on its own: its scripts come
-from the book itself, and its search box, filters and peptide menu change what it draws. Skips when there is no built book or
+from the book itself, and its search box, filters and peptide menu change what it draws (the
+attribution values drawn are the chosen peptide's; the scatter follows the filters; the deletion
+areas are greyed and marked where they cannot rank the methods). Skips when there is no built book or
 no Chromium; `.ci/run` sets `BOOK_BROWSER_TEST=1` after its book build, which turns those
 skips into failures. Chromium: Debian's `chromium` and `chromium-driver` packages.
 """
@@ -80,15 +82,19 @@ def browser():
         server.shutdown()
 
 
+# SEVERE browser-log entries that are not page errors, each named: (source, part of the message)
+_ALLOWED_SEVERE = (
+    ("network", "favicon.ico"),  # the browser asks for it on its own; the book has none
+    ("console-api", "Got invalid theme mode"),  # pydata-sphinx-theme, when no colour mode is stored yet
+)
+
+
 def _is_page_error(entry: dict) -> bool:
-    """An uncaught exception, or a resource the page asked for that failed to load. Not:
-    messages a script logs on purpose (pydata-sphinx-theme logs one when no colour mode is
-    stored yet) or the favicon the browser asks for on its own."""
+    """Every SEVERE entry of the browser log (uncaught exceptions, failed loads, explicit
+    `console.error` calls, Vega's errors) except those named in `_ALLOWED_SEVERE`."""
     if entry["level"] != "SEVERE":
         return False
-    if entry.get("source") == "network":
-        return "favicon.ico" not in entry["message"]
-    return entry.get("source") == "javascript"
+    return not any(entry.get("source") == source and part in entry["message"] for source, part in _ALLOWED_SEVERE)
 
 
 def _repository() -> tuple[str, str]:
@@ -174,6 +180,38 @@ def _expected_residues(sequence: str) -> set[str]:
     return {f"{a}{i}" for i, a in enumerate(sequence, start=1)}
 
 
+def _number(text: str) -> float:
+    return float(text.replace("\u2212", "-").replace(",", ""))
+
+
+def _drawn_values_are_the_peptides(driver, i: int) -> int:
+    """Every attribution bar drawn (method label, residue, value from its aria label) against
+    the page's `residues` dataset for peptide `i`; returns the number of bars checked."""
+    import re
+
+    view = "document.getElementById('explorer').explorer.view"
+    row = next(r for r in driver.execute_script(f"return {view}.data('residues')") if r["i"] == i)
+    key = {m["label"]: m["key"] for m in driver.execute_script(f"return {view}.data('methods')")}
+    checked = 0
+    for s in driver.execute_script(_BARS):
+        m = re.search(r"residue: [A-Z](\d+); attribution: ([^;]+); label: ([^;]+);", s)
+        assert m, s
+        pos, value, label = int(m.group(1)), _number(m.group(2)), m.group(3)
+        stored = row[key[label]][pos - 1]
+        assert value == pytest.approx(stored, rel=1e-2, abs=1e-3 * max(1.0, abs(stored))), (s, stored)
+        checked += 1
+    return checked
+
+
+def _area_note(driver) -> tuple[list[bool], bool]:
+    """The `comparable` flags of the drawn deletion-area bars and whether the 'not comparable' note is drawn."""
+    labels = driver.execute_script("""return [...document.querySelectorAll('#explorer-chart [aria-label]')]
+        .map(e => e.getAttribute('aria-label')).filter(s => s.startsWith('normalised deletion area: '));""")
+    note = driver.execute_script("""return [...document.querySelectorAll('#explorer-chart text')]
+        .some(t => t.textContent.includes('not comparable'));""")
+    return [s.endswith("comparable: true") for s in labels], note
+
+
 @pytest.fixture
 def explorer_page(browser):
     driver, base = browser
@@ -222,6 +260,15 @@ def test_explorer_choosing_another_peptide_changes_the_attributions(explorer_pag
     assert driver.execute_script("return document.getElementById('explorer').explorer.view.signal('peptide')") == other["i"]
     assert after != before and _residues(after) == _expected_residues(other["sequence"])
     assert other["sequence"] in driver.find_element("id", "explorer-summary").text
+    # the drawn values are this peptide's, method by method and residue by residue
+    n_methods = len(driver.execute_script("return document.getElementById('explorer').explorer.view.data('methods')"))
+    assert _drawn_values_are_the_peptides(driver, other["i"]) == n_methods * len(other["sequence"])
+    # the deletion areas are coloured only where they rank the methods; elsewhere the chart says so
+    for p in (next(q for q in peptides if q["comparable"]), next(q for q in peptides if not q["comparable"])):
+        menu.select_by_value(str(p["i"]))
+        driver.execute_async_script(_SETTLE)
+        flags, note = _area_note(driver)
+        assert len(flags) == n_methods and set(flags) == {p["comparable"]} and note == (not p["comparable"])
 
 
 def test_explorer_search_and_filters_find_a_peptide(explorer_page):
@@ -253,3 +300,14 @@ def test_explorer_search_and_filters_find_a_peptide(explorer_page):
     assert shown == expected and 0 < len(expected) <= 85
     chosen = driver.execute_script("return document.getElementById('explorer').explorer.current()")
     assert chosen in expected
+
+    # the prediction filter, and the scatter of test peptides follows the filters as the menu does
+    Select(driver.find_element("id", "explorer-label")).select_by_value("all")
+    Select(driver.find_element("id", "explorer-prediction")).select_by_value("1")
+    driver.execute_async_script(_SETTLE)
+    shown = [int(o.get_attribute("value")) for o in Select(driver.find_element("id", "explorer-peptide")).options]
+    expected = [p["i"] for p in peptides if "K" in p["sequence"] and p["prediction"] == 1]
+    assert shown == expected and 0 < len(expected) < sum("K" in s for s in seqs)
+    points = driver.execute_script("""return [...document.querySelectorAll('#explorer-chart [aria-label]')]
+        .map(e => e.getAttribute('aria-label')).filter(s => s.startsWith('logit of the CNN: '));""")
+    assert len(points) == len(expected) and all("prediction: hemolytic" in s for s in points)
