@@ -201,9 +201,10 @@ def test_conjugate_gradient_budget_and_forbidden_solvers():
     mine = sol("09")["my_conjugate_gradient"]
     assert "pass" in checks.check_conjugate_gradient(mine, seed=2)
 
-    def by_columns(mv, b, tol, it):  # builds the matrix, one product per column
-        a = np.stack([np.asarray(mv(e)) for e in jnp.eye(len(b))], 1)
-        return jnp.asarray(np.linalg.lstsq(a, np.asarray(b), rcond=None)[0])
+    def by_columns(mv, b, tol, it):  # builds the matrix, one product per column, solves by eigh (not a forbidden solver)
+        a = np.stack([np.asarray(mv(e)) for e in jnp.eye(len(b))], 1).astype(float)
+        w, v = np.linalg.eigh(a)
+        return jnp.asarray(v @ (v.T @ np.asarray(b, float) / w))
 
     with pytest.raises(checks.CheckFailed, match="never the whole matrix"):
         checks.check_conjugate_gradient(by_columns)
@@ -213,6 +214,14 @@ def test_conjugate_gradient_budget_and_forbidden_solvers():
 
     with pytest.raises(checks.CheckFailed, match="write it yourself"):
         checks.check_conjugate_gradient(lambda mv, b, tol, it: cg(mv, b, tol=tol, maxiter=it)[0])
+    for solver in (np.linalg.lstsq, jnp.linalg.lstsq, np.linalg.pinv, jnp.linalg.pinv):  # on the matrix built by columns
+        def by_solver(mv, b, tol, it, solver=solver):
+            a = jnp.stack([mv(e) for e in jnp.eye(len(b), dtype=b.dtype)], 1)
+            out = solver(a, b) if "lstsq" in solver.__name__ else solver(a) @ b
+            return out[0] if isinstance(out, tuple) else out
+
+        with pytest.raises(checks.CheckFailed, match="write it yourself"):
+            checks.check_conjugate_gradient(by_solver)
 
 
 # ---------------------------------------------------------------- every check
@@ -348,3 +357,64 @@ def test_every_chapter_check_is_listed_and_follows_the_convention():
     for name in names:
         params = inspect.signature(getattr(checks, name)).parameters
         assert params["seed"].kind is inspect.Parameter.KEYWORD_ONLY and params["seed"].default is None
+
+
+# ---------------------------------------------------------------- float32 answers, inputs edited in place
+
+
+def _auroc_jnp(y, s):
+    y, s = jnp.asarray(y), jnp.asarray(s)
+    pos, neg = s[y == 1], s[y == 0]
+    return jnp.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :]))
+
+
+def _mcc_jnp(y, p):
+    y, p = jnp.asarray(y), jnp.asarray(p)
+    tp, tn = jnp.sum((y == 1) & (p == 1)), jnp.sum((y == 0) & (p == 0))
+    fp, fn = jnp.sum((y == 0) & (p == 1)), jnp.sum((y == 1) & (p == 0))
+    d = jnp.sqrt(1.0 * (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return jnp.where(d == 0, 0.0, (tp * tn - fp * fn) / jnp.where(d == 0, 1.0, d))
+
+
+def _ridge_jnp(z, y, w, alpha):
+    z, y, w = (jnp.asarray(a) for a in (z, y, w))
+    zm, ym = (w @ z) / w.sum(), (w @ y) / w.sum()
+    zc, yc = z - zm, y - ym
+    coef = jnp.linalg.solve(zc.T @ (w[:, None] * zc) + alpha * jnp.eye(z.shape[1]), zc.T @ (w * yc))
+    return coef, ym - zm @ coef
+
+
+def _spearman_jnp(a, b):
+    from jax.scipy.stats import rankdata
+
+    ra, rb = rankdata(jnp.asarray(a, jnp.float32)), rankdata(jnp.asarray(b, jnp.float32))
+    return jnp.corrcoef(ra, rb)[0, 1]
+
+
+@pytest.mark.parametrize(("check", "answer"), [("check_auroc", _auroc_jnp), ("check_mcc", _mcc_jnp),
+                                               ("check_weighted_ridge", _ridge_jnp), ("check_spearman", _spearman_jnp)])
+def test_correct_float32_answers_pass(check, answer):
+    """Right answers written in jax.numpy (float32, the course's default) pass: the
+    tolerances are set by what float32 can do, not by float64 round-off."""
+    for seed in (None, 11, 12, 13):
+        assert "pass" in getattr(checks, check)(answer, seed=seed)
+
+
+def test_inputs_edited_in_place_do_not_change_the_expected_values():
+    """The student's function gets copies: zeroing the scores or copying the labels into the
+    predictions cannot make the reference agree with a wrong answer."""
+    def zero_scores(y, s):
+        s[...] = 0.0
+        return 0.5
+
+    def predictions_from_labels(y, p):
+        p[...] = y
+        return 1.0
+
+    with pytest.raises(checks.CheckFailed, match="off by"):
+        checks.check_auroc(zero_scores, seed=3)
+    with pytest.raises(checks.CheckFailed, match="off by"):
+        checks.check_mcc(predictions_from_labels)
+    y, s = np.array([0, 1, 0, 1]), np.array([0.1, 0.3, 0.4, 0.9])
+    _common._stub_or(zero_scores, y, s, what="x")
+    assert s.tolist() == [0.1, 0.3, 0.4, 0.9]  # the caller's array is untouched

@@ -19,11 +19,27 @@ class CheckFailed(AssertionError):
     """The student's implementation broke a property the check names."""
 
 
+def _handout(value):
+    """A copy of `value` for the student's function: NumPy arrays (also inside tuples, lists
+    and dicts) are copied, so editing an input in place cannot change the cases the check
+    computes its expected values from; JAX arrays are immutable and pass as they are."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_handout(v) for v in value)
+    if isinstance(value, list):
+        return [_handout(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _handout(v) for k, v in value.items()}
+    return value
+
+
 def _stub_or(student: Callable, *args, what: str):
     """`student(*args)` as returned (a tuple, an int, an array): a stub that raises
-    NotImplementedError fails with "not written yet", NaN or infinite values fail too."""
+    NotImplementedError fails with "not written yet", NaN or infinite values fail too. The
+    student gets copies of the arrays (see `_handout`), never the check's own."""
     try:
-        out = student(*args)
+        out = student(*_handout(args))
     except NotImplementedError as e:
         raise CheckFailed(f"{what} is not written yet ({e})") from None
     parts = out if isinstance(out, tuple) else (out,)
@@ -128,7 +144,7 @@ def forbid(*helpers: Callable, exercise: str):
 
 def _collect(student: Callable, calls: list[tuple], *, what: str, forbidden: tuple = (), raw: bool = False) -> list:
     """The student's outputs on every case, `calls` a list of argument tuples, all run
-    before any expected value is computed; `forbidden` helpers raise while they run (see
+    before any expected value is computed, each on copies of its arrays (see `_handout`); `forbidden` helpers raise while they run (see
     `forbid`). Outputs are float arrays (`raw=False`) or as returned (`raw=True`)."""
     outs = []
     with forbid(*forbidden, exercise=what):

@@ -57,25 +57,24 @@ def check_hvp(student: Callable, *, seed: int | None = None) -> str:
     return f"Hessian-vector products: all {len(cases)} cases pass"
 
 
-class _CountedMatvec:
+def _counted_matvec(a: jax.Array) -> tuple[Callable, dict]:
     """`matvec(v [P]) = A v` that counts its calls and refuses traced (vmap, jit) inputs,
-    which would hide how many products are taken."""
+    which would hide how many products are taken, and its counter `{"calls": n}`. The matrix
+    lives in the closure, not in an attribute a submission could read and hand to a solver."""
+    count = {"calls": 0}
+    size = a.shape[:1]
 
-    def __init__(self, a: jax.Array):
-        self._a = a
-        self.calls = 0
-        self.traced = False
-
-    def __call__(self, v):
+    def matvec(v):
         if isinstance(v, jax.core.Tracer):
-            self.traced = True
             raise CheckFailed("call matvec on one concrete vector at a time (not under jax.vmap or jax.jit), "
                               "so that its products can be counted: CG needs one per iteration")
         v = jnp.asarray(v)
-        if v.shape != self._a.shape[:1]:
-            raise CheckFailed(f"matvec takes one vector of shape {self._a.shape[:1]}; you passed shape {v.shape}")
-        self.calls += 1
-        return self._a @ v
+        if v.shape != size:
+            raise CheckFailed(f"matvec takes one vector of shape {size}; you passed shape {v.shape}")
+        count["calls"] += 1
+        return a @ v
+
+    return matvec, count
 
 
 def check_conjugate_gradient(student: Callable, *, seed: int | None = None) -> str:
@@ -84,7 +83,7 @@ def check_conjugate_gradient(student: Callable, *, seed: int | None = None) -> s
     matrices, and a 300-dimensional matrix with 5 distinct eigenvalues, which CG solves in
     5 steps: more than maxiter + 1 = 31 matrix-vector products there means the matrix
     was built column by column, not solved by CG. Library solvers (`jax.scipy` and
-    `scipy.sparse.linalg` cg, `numpy`/`jax.numpy` `linalg.solve`) and the course's
+    `scipy.sparse.linalg` cg, `numpy`/`jax.numpy`/`scipy` `linalg` solve, inv, lstsq, pinv, cho_solve) and the course's
     `influence.conjugate_gradient` are off limits while yours runs."""
     import scipy.linalg
     import scipy.sparse.linalg
@@ -105,20 +104,23 @@ def check_conjugate_gradient(student: Callable, *, seed: int | None = None) -> s
             a = (u * np.geomspace(1, 100, 20)) @ u.T
         a = jnp.asarray(a, jnp.float32)
         b = jnp.asarray(rng.normal(size=a.shape[0]), jnp.float32)
-        cases.append((_CountedMatvec(a), b, 1e-5, maxiter, a, name))
+        matvec, count = _counted_matvec(a)
+        cases.append((matvec, b, 1e-5, maxiter, a, name, count))
     forbidden = (jsl.cg, jsl.gmres, jsl.bicgstab, scipy.sparse.linalg.cg, scipy.sparse.linalg.gmres,
-                 scipy.sparse.linalg.minres, scipy.linalg.solve, np.linalg.solve, np.linalg.inv, jnp.linalg.solve,
-                 jnp.linalg.inv, influence.conjugate_gradient)
+                 scipy.sparse.linalg.minres, scipy.linalg.solve, scipy.linalg.lstsq, scipy.linalg.cho_solve,
+                 scipy.linalg.inv, scipy.linalg.pinv, np.linalg.solve, np.linalg.inv, np.linalg.lstsq, np.linalg.pinv,
+                 jnp.linalg.solve, jnp.linalg.inv, jnp.linalg.lstsq, jnp.linalg.pinv, influence.conjugate_gradient)
+    jax.clear_caches()  # a forbidden solver jitted and warmed up before the check runs afresh, through the guard
     outs = _collect(student, [c[:4] for c in cases], what="your conjugate gradients",
                     forbidden=tuple(f for f in forbidden if hasattr(f, "__code__") or hasattr(f, "__wrapped__")))
-    for (matvec, b, _, maxiter, a, name), got in zip(cases, outs, strict=True):
+    for (_, b, _, maxiter, a, name, count), got in zip(cases, outs, strict=True):
         if got.shape != b.shape:
             raise CheckFailed(f"for {name} x must have b's shape {b.shape}; yours has {got.shape}")
         residual = float(np.linalg.norm(np.asarray(a @ jnp.asarray(got, jnp.float32) - b)) / np.linalg.norm(np.asarray(b)))
         if residual > 1e-4:
             raise CheckFailed(f"for {name} your x leaves a relative residual |A x - b| / |b| = {residual:.2g} "
                               "(asked for 1e-5): check the step alpha = r.r / p.Ap and the direction update p = r + beta p")
-        if matvec.calls > maxiter + 1:
-            raise CheckFailed(f"for {name} you called matvec {matvec.calls} times with maxiter = {maxiter}: CG needs one "
+        if count["calls"] > maxiter + 1:
+            raise CheckFailed(f"for {name} you called matvec {count['calls']} times with maxiter = {maxiter}: CG needs one "
                               "product per iteration (plus one for a final residual), never the whole matrix")
     return "conjugate gradients: all 3 systems pass (solved to 1e-4)"

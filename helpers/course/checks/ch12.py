@@ -36,7 +36,7 @@ def check_average_path_length(student: Callable, *, seed: int | None = None) -> 
                     forbidden=(BaseDecisionTree.decision_path, treereg.average_path_length))
     for (tree, x, name, hint), got in zip(cases, outs, strict=True):
         err = abs(float(got) - treereg.average_path_length(tree, x))
-        if err > 1e-9:
+        if err > 1e-5:  # a float32 mean of path lengths is within ~1e-6; a wrong count moves it by 1/N or more
             raise CheckFailed(f"on {name} your APL is off by {err:.4g}: {hint}")
     return f"average path length: all {len(cases)} trees pass"
 
@@ -61,10 +61,10 @@ def check_mimic_tree(student: Callable, *, seed: int | None = None) -> str:
         fid, apl = float(out[0]), float(out[1])
         tree = treereg.mimic_tree(x, labels, min_samples_leaf=leaf)
         want = (treereg.fidelity(tree, x, labels), treereg.average_path_length(tree, x))
-        if abs(fid - want[0]) > 1e-9:
+        if abs(fid - want[0]) > 1e-6:  # float32 (jnp) shares are within ~1e-7; one input moves it by 1/400
             raise CheckFailed(f"for {name} with min_samples_leaf={leaf} your fidelity is off by {abs(fid - want[0]):.3g}: "
                               "fit the tree to the model's labels (random_state=0) and score it on the same inputs")
-        if abs(apl - want[1]) > 1e-9:
+        if abs(apl - want[1]) > 1e-5:
             raise CheckFailed(f"for {name} with min_samples_leaf={leaf} your APL is off by {abs(apl - want[1]):.3g}: "
                               "count questions, not the leaf")
     return f"mimic trees: all {len(cases)} cases pass"

@@ -67,7 +67,7 @@ def check_spearman(student: Callable, *, seed: int | None = None) -> str:
                     forbidden=(scipy.stats.spearmanr, scipy.stats.kendalltau))
     for (a, b), got, name in zip(cases, outs, names, strict=True):
         err = abs(float(got) - float(scipy.stats.spearmanr(a, b).statistic))
-        if err > 1e-9:
+        if err > 1e-6:  # float32 (jnp) ranks and means land within ~2e-8; wrong tie ranks move rho by far more
             raise CheckFailed(f"for {name} your rho is off by {err:.3g}"
                               + (": give tied values the mean of the ranks they span" if "ties" in name else ""))
     return f"Spearman correlation: all {len(cases)} cases pass"

@@ -50,7 +50,7 @@ def check_class_difference(student: Callable, *, seed: int | None = None) -> str
         want = 100 * (seqs_lib.pooled_composition(pos) - seqs_lib.pooled_composition(neg))
         if got.shape != (20,):
             raise CheckFailed(f"one value per amino acid, shape (20,) in AMINO_ACIDS order; yours has {got.shape}")
-        if np.abs(got - want).max() > 1e-6:
+        if np.abs(got - want).max() > 1e-4:  # percentage points: float32 (jnp) answers land within ~1e-5
             j = int(np.argmax(np.abs(got - want)))
             raise CheckFailed(f"for {name}, your value for {seqs_lib.AMINO_ACIDS[j]} is off by {abs(got[j] - want[j]):.3g} "
                               "percentage points")
