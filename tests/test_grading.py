@@ -1,4 +1,4 @@
-"""End to end: Otter assignments built from chapters 1 and 3, a folder of submissions graded
+"""End to end: the Otter assignment built from chapter 1, a folder of submissions graded
 with `python -m helpers.course.grade` (each in a fresh `otter run`). The correct submission
 scores full marks; a stub, a typical mistake, a monkeypatched check, a call of the course's
 reference, and answers hard-coded from the book's cases each lose the marks they should.
@@ -42,7 +42,9 @@ ANSWERS = {  # submission -> {function: source of its answer cell}; absent: the 
                     "    return float((pos[:, None] >= neg[None, :]).mean())\n",
         "my_mcc": "def my_mcc(y, pred):\n    return float(np.mean(np.asarray(y) == np.asarray(pred)))\n"},
     "cheats": {  # a monkeypatched check with a wrong answer; the course's own MCC
-        "my_auroc": "from helpers import checks\nchecks.check_auroc = lambda f, **k: 'AUROC: all cases pass'\n\n"
+        "my_auroc": "from helpers import checks\nfrom helpers.course.checks import _common, ch01\n"
+                    "checks.check_auroc = ch01.check_auroc = lambda f, **k: 'AUROC: all cases pass'\n"
+                    "_common._collect = ch01._collect = lambda student, calls, **k: [np.asarray(0.5)] * len(calls)\n\n"
                     "def my_auroc(y, scores):\n    return 0.5\n",
         "my_mcc": "from helpers import metrics\n\ndef my_mcc(y, pred):\n"
                   "    return metrics.classification_metrics(y, 2.0 * pred - 1.0)['mcc']\n"},
@@ -92,17 +94,101 @@ def test_grade_a_folder_of_submissions(tmp_path):
     assert "write it yourself" in text and "off by" in text
 
 
-def test_fresh_check_ignores_a_monkeypatched_check_module():
+def test_fresh_check_ignores_a_monkeypatched_check_module(monkeypatch):
+    """Patch what the imported checks really use (the chapter module's check and
+    `_common._collect`, not only the re-export in `helpers.checks`): the grader still runs
+    the check's own code from its file."""
     from helpers import checks
-    from helpers.course.checks import _common
+    from helpers.course.checks import _common, ch01
 
-    saved = checks.check_auroc, _common.CheckFailed
-    try:
-        checks.check_auroc = lambda f, **k: "ok"
-        with pytest.raises(AssertionError, match="off by"):
-            grading.run_check("check_auroc", lambda y, s: 0.5)
-    finally:
-        checks.check_auroc = saved[0]
+    monkeypatch.setattr(checks, "check_auroc", lambda f, **k: "ok")
+    monkeypatch.setattr(ch01, "check_auroc", lambda f, **k: "ok")
+    monkeypatch.setattr(_common, "_collect", lambda student, calls, **k: [np.asarray(0.5)] * len(calls))
+    monkeypatch.setattr(ch01, "_collect", lambda student, calls, **k: [np.asarray(0.5)] * len(calls))
+    assert ch01.check_auroc(lambda y, s: 0.5) == "ok"  # the patch works on the imported module ...
+    with pytest.raises(AssertionError, match="off by"):  # ... and the grader does not use it
+        grading.run_check("check_auroc", lambda y, s: 0.5)
+
+
+# Reproductions of the adversarial review (items 1-4 and 6): each "submission" is the source of
+# an answer cell, run as Otter runs it (in the grader's process), then the test cell's call.
+# Every one must score 0. The ones the in-kernel grader cannot stop are marked xfail(strict):
+# they need each check run in a fresh subprocess that gets only the answer cell's source.
+_SUBPROCESS = "needs the check run in a fresh subprocess (review item 1/3/6): not done yet"
+CHEATS = [
+    pytest.param("check_auroc", "def my_auroc(y, s):\n    s[...] = 0.0\n    return 0.5\n", id="2-edit-scores-in-place"),
+    pytest.param("check_mcc", "def my_mcc(y, p):\n    p[...] = y\n    return 1.0\n", id="2-edit-predictions-in-place"),
+    pytest.param("check_auroc", "import helpers.course.grading as _g\n_g.run_check = lambda *a, **k: 'ok'\n\n"
+                 "def my_auroc(y, s):\n    return 0.5\n", id="1-replace-run_check", marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+    pytest.param("check_auroc", "import functools\nfrom helpers import metrics\n"
+                 "metrics.auroc = functools.partial(lambda y, s: 0.5)\n\ndef my_auroc(y, s):\n    return 0.5\n",
+                 id="3-partial-as-reference", marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+    pytest.param("check_auroc", "from helpers import metrics\n_ns = {}\n"
+                 "exec(compile('def auroc(y, s):\\n    return 0.5\\n', metrics.__file__, 'exec'), _ns)\n"
+                 "metrics.auroc = _ns['auroc']\n\ndef my_auroc(y, s):\n    return 0.5\n",
+                 id="3-reference-compiled-as-course-file", marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+    pytest.param("check_auroc", "from helpers import metrics\n\ndef my_auroc(y, s):\n"
+                 "    metrics.auroc = lambda *a: 0.5\n    return 0.5\n",
+                 id="3-reference-replaced-during-the-check", marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+    pytest.param("check_auroc", "import builtins\nbuiltins.abs = lambda x: 0.0\n\ndef my_auroc(y, s):\n    return 0.5\n",
+                 id="3-builtins-abs", marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+    pytest.param("check_auroc", "import types\nfrom helpers import metrics\n"
+                 "_ref = types.FunctionType(metrics.auroc.__code__, metrics.auroc.__globals__)\n\n"
+                 "def my_auroc(y, s):\n    return _ref(y, s)\n", id="4-copy-of-forbidden-function",
+                 marks=pytest.mark.xfail(strict=True, reason="forbidden calls are caught by function object, not by source file")),
+    pytest.param("check_mcc", "import importlib.util\nfrom helpers import metrics\n"
+                 "_spec = importlib.util.spec_from_file_location('m2', metrics.__file__)\n"
+                 "_m2 = importlib.util.module_from_spec(_spec)\n_spec.loader.exec_module(_m2)\n\n"
+                 "def my_mcc(y, p):\n    return _m2.classification_metrics(y, 2.0 * p - 1)['mcc']\n",
+                 id="4-second-copy-of-the-module",
+                 marks=pytest.mark.xfail(strict=True, reason="forbidden calls are caught by function object, not by source file")),
+    pytest.param("check_auroc", "from sklearn.metrics import auc, roc_curve\n\n"
+                 "def my_auroc(y, s):\n    return auc(*roc_curve(y, s)[:2])\n", id="4-sklearn-roc_curve-auc"),
+    pytest.param("check_conjugate_gradient", "import jax.numpy as jnp\n\ndef my_conjugate_gradient(mv, b, tol, it):\n"
+                 "    a = getattr(mv, '_a', None)\n    if a is None:  # the matrix in the closure: readable, but a solver on it is forbidden\n"
+                 "        a = next(c.cell_contents for c in mv.__closure__ if getattr(c.cell_contents, 'ndim', 0) == 2)\n"
+                 "    return jnp.linalg.lstsq(a, b)[0]\n", id="4-matrix-off-the-matvec-lstsq"),
+    pytest.param("check_conjugate_gradient", "import jax.numpy as jnp\n_solve = jnp.linalg.solve\n"
+                 "for _n in (5, 20, 300):\n    _solve(jnp.eye(_n, dtype=jnp.float32), jnp.ones(_n, jnp.float32))\n\n"
+                 "def my_conjugate_gradient(mv, b, tol, it):\n"
+                 "    a = next(c.cell_contents for c in mv.__closure__ if getattr(c.cell_contents, 'ndim', 0) == 2)\n"
+                 "    return _solve(a, b)\n", id="4-warmed-up-jitted-solve"),
+    pytest.param("check_auroc", "import signal, time\n_slept = []\n\ndef my_auroc(y, s):  # right, but over the limit\n"
+                 "    signal.alarm(0)\n    if not _slept:\n        _slept.append(time.sleep(12))\n"
+                 "    y, s = np.asarray(y), np.asarray(s)\n    pos, neg = s[y == 1][:, None], s[y == 0][None, :]\n"
+                 "    return float(((pos > neg) + 0.5 * (pos == neg)).mean())\n", id="6-alarm-switched-off",
+                 marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+]
+
+
+@pytest.fixture
+def restored():
+    """Undo whatever a cheat did to the shared modules (the grader, the reference, builtins)."""
+    import builtins
+
+    from helpers import metrics
+
+    mods = (builtins, metrics, grading)
+    saved = [(m, dict(vars(m))) for m in mods]
+    yield
+    for m, attrs in saved:
+        for k, v in attrs.items():
+            if vars(m).get(k, v) is not v:
+                setattr(m, k, v)
+
+
+@pytest.mark.parametrize(("check", "source"), CHEATS)
+def test_cheats_score_zero(check, source, restored):
+    import jax
+    import jax.numpy as jnp
+
+    name = {"check_auroc": "my_auroc", "check_mcc": "my_mcc", "check_conjugate_gradient": "my_conjugate_gradient"}[check]
+    ns = {"np": np, "jnp": jnp, "jax": jax}
+    exec(compile(source, "<answer cell>", "exec"), ns)  # the answer cell, in the student's kernel
+    test = ("from helpers.course.grading import run_check\n"  # the Otter test cell, in the same kernel
+            f"assert run_check({check!r}, {name}, limit_s=10)\n")
+    with pytest.raises(AssertionError):
+        exec(compile(test, "<otter test>", "exec"), ns)
 
 
 def test_hidden_cases_depend_on_the_submission_and_the_salt():
