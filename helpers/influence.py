@@ -126,31 +126,42 @@ def make_hvp(
     x, y = check_examples(x, y)
     _check_weight_decay(weight_decay)
     _check_params(params)
-    theta, unravel = flatten(params)
     n = x.shape[0]
+    if batch_size is not None:
+        validation.check_int(batch_size, "batch_size", minimum=1)
+        if not 1 <= batch_size <= n:
+            raise ValueError(f"batch_size must be between 1 and N = {n}, got {batch_size}")
+    # The data travel as arguments of the compiled product (a `Partial` is a pytree), not as
+    # constants it closes over: XLA would otherwise constant-fold products with the [N, ...]
+    # inputs while compiling. Solvers here pass `hvp` into their own `jit` the same way.
+    return jax.tree_util.Partial(_hvp_program(loss_fn, batch_size), params, x, y, weight_decay)
 
-    def grad_on(xb, yb):  # gradient of the objective over (xb, yb), all weights 1
-        grad = jax.grad(_objective(loss_fn, unravel, xb, yb, weight_decay))
-        return lambda t: grad(t, 1.0)
+
+@functools.lru_cache(maxsize=64)
+def _hvp_program(loss_fn: LossFn, batch_size: int | None) -> Callable:
+    """The jitted `(params, x, y, weight_decay, v[, key]) -> H v`, one per loss and batch size
+    (so a new `make_hvp` on the same loss reuses the compiled program)."""
+
+    def hv(params, x, y, weight_decay, v):
+        theta, unravel = flatten(params)
+        grad = jax.grad(_objective(loss_fn, unravel, x, y, weight_decay))
+        return jax.jvp(lambda t: grad(t, 1.0), (theta,), (v,))[1]
 
     if batch_size is None:
-        g = grad_on(x, y)
-
-        @jax.jit
-        def hvp(v: jax.Array) -> jax.Array:
-            return jax.jvp(g, (theta,), (v,))[1]
-
-        return hvp
-    validation.check_int(batch_size, "batch_size", minimum=1)
-    if not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be between 1 and N = {n}, got {batch_size}")
+        return jax.jit(hv)
 
     @jax.jit
-    def hvp_sampled(v: jax.Array, key: jax.Array) -> jax.Array:
-        idx = jax.random.choice(key, n, (batch_size,), replace=False)
-        return jax.jvp(grad_on(x[idx], y[idx]), (theta,), (v,))[1]
+    def hv_sampled(params, x, y, weight_decay, v, key):
+        idx = jax.random.choice(key, x.shape[0], (batch_size,), replace=False)
+        return hv(params, x[idx], y[idx], weight_decay, v)
 
-    return hvp_sampled
+    return hv_sampled
+
+
+def _as_pytree(fn: Callable) -> jax.tree_util.Partial:
+    """`fn` as a pytree that `jit` can take as an argument: a `make_hvp` product as it is
+    (its data become arguments), any other callable with nothing inside (closed over)."""
+    return fn if isinstance(fn, jax.tree_util.Partial) else jax.tree_util.Partial(fn)
 
 
 def exact_hessian(
@@ -158,14 +169,24 @@ def exact_hessian(
 ) -> jax.Array:
     """The Hessian `[P, P]` of the training objective, for small models only (the check that
     the iterative solvers are right). Refuses more than `max_params` parameters."""
-    objective, theta, _ = make_objective(loss_fn, params, x, y, weight_decay=weight_decay)
+    x, y = check_examples(x, y)
+    _check_weight_decay(weight_decay)
+    _check_params(params)
+    theta, _ = flatten(params)
     if theta.size > max_params:
         raise ValueError(
             f"{theta.size} parameters: the exact Hessian would hold {theta.size ** 2:,} numbers. "
             f"Use Hessian-vector products (make_hvp) with conjugate_gradient or lissa, or "
             f"take the Hessian of a small part of the model (e.g. the last layer)."
         )
-    return jax.jit(jax.hessian(objective))(theta, jnp.ones(x.shape[0], theta.dtype))  # one compiled program
+    # one compiled program per loss, the data as its arguments (not constants to fold)
+    return _hessian_program(params, x, y, weight_decay, loss_fn=loss_fn)
+
+
+@functools.partial(jax.jit, static_argnames="loss_fn")
+def _hessian_program(params: Params, x: jax.Array, y: jax.Array, weight_decay, *, loss_fn: LossFn) -> jax.Array:
+    theta, unravel = flatten(params)
+    return jax.hessian(_objective(loss_fn, unravel, x, y, weight_decay))(theta, jnp.ones(x.shape[0], theta.dtype))
 
 
 # ----------------------------------------------------------------------------- solvers
@@ -183,7 +204,8 @@ def conjugate_gradient(
 ) -> SolveResult:
     """Solves `(H + damping I) x = b` by conjugate gradients, with `H v = hvp(v)`.
 
-    `b` is `[P]` or `[T, P]` (T right-hand sides solved together under `vmap`). Stops when
+    `b` is `[P]` or `[T, P]` (T right-hand sides, solved one after another in one compiled
+    program). Stops when
     the relative residual `|A x - b| / |b|` is below `tol` or after `maxiter` iterations.
     CG needs A symmetric positive definite: if it meets a direction of non-positive
     curvature it stops there and sets `negative_curvature` (add damping). Koh & Liang use
@@ -197,6 +219,20 @@ def conjugate_gradient(
     validation.check_number(tol, "tol", positive=True)
     damping = validation.check_number(damping, "damping", nonnegative=True)
 
+    # One compiled program (T right-hand sides under vmap), not a chain of eager operations;
+    # `hvp` is an argument (its data too, for a `make_hvp` product), so it compiles once.
+    result = _cg_program(_as_pytree(hvp), b, damping=damping, tol=float(tol), maxiter=int(maxiter))
+    if not bool(jnp.isfinite(result.x).all() & jnp.isfinite(result.residual).all()):
+        # NaN compares False with the tolerance, so the loop stops as if it had converged.
+        raise FloatingPointError(
+            "conjugate gradients produced NaN or infinity: hvp returned non-finite products "
+            "(check the parameters and the loss at them); the solve did not converge"
+        )
+    return result
+
+
+@functools.partial(jax.jit, static_argnames=("damping", "tol", "maxiter"))
+def _cg_program(hvp: Hvp, b: jax.Array, *, damping: float, tol: float, maxiter: int) -> SolveResult:
     def matvec(v):
         return hvp(v) + damping * v
 
@@ -225,15 +261,9 @@ def conjugate_gradient(
         residual = jnp.linalg.norm(matvec(x) - b) / safe_norm  # the true residual, not CG's recursion
         return SolveResult(x, k, residual, neg)
 
-    # One compiled program (T right-hand sides under vmap), not a chain of eager operations.
-    result = jax.jit(jax.vmap(solve_one) if b.ndim == 2 else solve_one)(b)
-    if not bool(jnp.isfinite(result.x).all() & jnp.isfinite(result.residual).all()):
-        # NaN compares False with the tolerance, so the loop stops as if it had converged.
-        raise FloatingPointError(
-            "conjugate gradients produced NaN or infinity: hvp returned non-finite products "
-            "(check the parameters and the loss at them); the solve did not converge"
-        )
-    return result
+    # Rows one after another (`lax.map`), each to its own tolerance: under `vmap` every row would
+    # run as many iterations as the slowest, and batched products cost more per row on CPU.
+    return jax.lax.map(solve_one, b) if b.ndim == 2 else solve_one(b)
 
 
 def lissa(
@@ -274,22 +304,9 @@ def lissa(
     if not stochastic and repeats != 1:
         raise ValueError("repeats > 1 only makes sense for the stochastic version: pass a key")
 
-    def run(bb, k):
-        def step(h, kk):
-            hv = hvp(h, kk) if stochastic else hvp(h)
-            return bb + h - (hv + damping * h) / scale, None
-
-        keys = jax.random.split(k, depth) if stochastic else jnp.zeros((depth, 2), jnp.uint32)
-        h, _ = jax.lax.scan(step, bb, keys)
-        return h / scale
-
-    def solve_one(bb, k):
-        ks = jax.random.split(k, repeats)
-        return jax.vmap(lambda kk: run(bb, kk))(ks).mean(axis=0)
-
     k0 = key if stochastic else jax.random.PRNGKey(0)  # unused when deterministic
-    full = jax.jit(jax.vmap(solve_one, in_axes=(0, None)))
-    x = full(b.reshape(-1, b.shape[-1]), k0)
+    x = _lissa_program(_as_pytree(hvp), b.reshape(-1, b.shape[-1]), k0, scale=float(scale), damping=damping,
+                       depth=int(depth), repeats=int(repeats), stochastic=stochastic)
     if not bool(jnp.isfinite(x).all()):
         raise FloatingPointError(
             f"LiSSA diverged (scale = {scale}): the scale must exceed the largest eigenvalue "
@@ -307,6 +324,25 @@ def lissa(
     return SolveResult(
         x.reshape(b.shape), jnp.full(shape, depth), residual.reshape(shape), jnp.zeros(shape, bool)
     )
+
+
+@functools.partial(jax.jit, static_argnames=("scale", "damping", "depth", "repeats", "stochastic"))
+def _lissa_program(hvp: Hvp, b: jax.Array, k0: jax.Array, *, scale: float, damping: float, depth: int,
+                   repeats: int, stochastic: bool) -> jax.Array:
+    def run(bb, k):
+        def step(h, kk):
+            hv = hvp(h, kk) if stochastic else hvp(h)
+            return bb + h - (hv + damping * h) / scale, None
+
+        keys = jax.random.split(k, depth) if stochastic else jnp.zeros((depth, 2), jnp.uint32)
+        h, _ = jax.lax.scan(step, bb, keys)
+        return h / scale
+
+    def solve_one(bb, k):
+        ks = jax.random.split(k, repeats)
+        return jax.vmap(lambda kk: run(bb, kk))(ks).mean(axis=0)
+
+    return jax.vmap(solve_one, in_axes=(0, None))(b, k0)
 
 
 # ----------------------------------------------------------------------------- gradients

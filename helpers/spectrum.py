@@ -6,6 +6,7 @@ Shape glossary: P the dimension (parameters, flattened), K Lanczos steps.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -30,6 +31,21 @@ def extreme_eigenvalues(hvp: Hvp, dim: int, key: jax.Array, *, iters: int = 100)
     validation.check_int(iters, "iters", minimum=1)
     validation.check_key(key)
 
+    # one compiled program for the two runs; `hvp` is its argument (a `make_hvp` product
+    # carries its data into it, and the program compiles once per dimension and iterations)
+    top, shifted = _power_program(_as_pytree(hvp), *jax.random.split(key), dim=dim, iters=iters)
+    if not bool(jnp.isfinite(top) & jnp.isfinite(shifted)):
+        raise FloatingPointError("power iteration produced NaN or infinity: hvp returned non-finite products")
+    return float(top), float(top - shifted)
+
+
+def _as_pytree(fn: Callable) -> jax.tree_util.Partial:
+    """`fn` as a pytree `jit` can take (a `make_hvp` product as it is: its data become arguments)."""
+    return fn if isinstance(fn, jax.tree_util.Partial) else jax.tree_util.Partial(fn)
+
+
+@functools.partial(jax.jit, static_argnames=("dim", "iters"))
+def _power_program(hvp: Hvp, k1: jax.Array, k2: jax.Array, *, dim: int, iters: int) -> tuple[jax.Array, jax.Array]:
     def power(matvec, v):
         def body(v, _):
             w = matvec(v)
@@ -38,15 +54,8 @@ def extreme_eigenvalues(hvp: Hvp, dim: int, key: jax.Array, *, iters: int = 100)
         v, _ = jax.lax.scan(body, v / jnp.linalg.norm(v), None, length=iters)
         return jnp.vdot(v, matvec(v))
 
-    @jax.jit
-    def both(k1, k2):  # one compiled program for the two runs
-        top = power(hvp, jax.random.normal(k1, (dim,)))
-        return top, power(lambda v: top * v - hvp(v), jax.random.normal(k2, (dim,)))
-
-    top, shifted = both(*jax.random.split(key))
-    if not bool(jnp.isfinite(top) & jnp.isfinite(shifted)):
-        raise FloatingPointError("power iteration produced NaN or infinity: hvp returned non-finite products")
-    return float(top), float(top - shifted)
+    top = power(hvp, jax.random.normal(k1, (dim,)))
+    return top, power(lambda v: top * v - hvp(v), jax.random.normal(k2, (dim,)))
 
 
 class LanczosResult(NamedTuple):
@@ -76,6 +85,17 @@ def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50) -> LanczosRe
     v0 = jax.random.normal(key, (dim,))
     q0 = v0 / jnp.linalg.norm(v0)
 
+    _, alphas, betas = _lanczos_program(_as_pytree(hvp), q0, steps=steps)
+    a, b = np.asarray(alphas, np.float64), np.asarray(betas, np.float64)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise FloatingPointError("Lanczos produced NaN or infinity: hvp returned non-finite products")
+    t = np.diag(a) + np.diag(b[:-1], 1) + np.diag(b[:-1], -1)
+    theta, s = np.linalg.eigh(t)
+    return LanczosResult(theta, np.abs(b[-1] * s[-1]), steps)
+
+
+@functools.partial(jax.jit, static_argnames="steps")
+def _lanczos_program(hvp: Hvp, q0: jax.Array, *, steps: int):
     def body(c, j):
         basis, alphas, betas = c
         q = basis[j]
@@ -89,16 +109,6 @@ def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50) -> LanczosRe
         basis = basis.at[j + 1].set(nxt)
         return (basis, alphas.at[j].set(alpha), betas.at[j].set(beta)), None
 
-    @jax.jit
-    def run(q0):
-        basis = jnp.zeros((steps + 1, dim), q0.dtype).at[0].set(q0)
-        init = (basis, jnp.zeros(steps, q0.dtype), jnp.zeros(steps, q0.dtype))
-        return jax.lax.scan(body, init, jnp.arange(steps))[0]
-
-    _, alphas, betas = run(q0)
-    a, b = np.asarray(alphas, np.float64), np.asarray(betas, np.float64)
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise FloatingPointError("Lanczos produced NaN or infinity: hvp returned non-finite products")
-    t = np.diag(a) + np.diag(b[:-1], 1) + np.diag(b[:-1], -1)
-    theta, s = np.linalg.eigh(t)
-    return LanczosResult(theta, np.abs(b[-1] * s[-1]), steps)
+    basis = jnp.zeros((steps + 1, q0.shape[0]), q0.dtype).at[0].set(q0)
+    init = (basis, jnp.zeros(steps, q0.dtype), jnp.zeros(steps, q0.dtype))
+    return jax.lax.scan(body, init, jnp.arange(steps))[0]
