@@ -414,6 +414,15 @@ class InfluenceResult(NamedTuple):
     solve: SolveResult  # how the inverse-HVP went (iterations, residuals)
 
 
+def _check_dense_solve(s: jax.Array, name: str) -> None:
+    """A dense solve of a singular (H + damping I) returns inf/NaN without an error: refuse it.
+    (The relative residual of `influence(solver="exact")` is in its `SolveResult`.)"""
+    if not bool(jnp.isfinite(s).all()):
+        raise FloatingPointError(
+            f"{name}: the dense solve produced NaN or infinite values: the Hessian (+ damping) is "
+            "singular (e.g. parameters the loss does not depend on, no weight decay): add damping")
+
+
 def influence(
     loss_fn: LossFn,
     params: Params,
@@ -449,6 +458,7 @@ def influence(
         a = h + damping * jnp.eye(theta.size, dtype=h.dtype)
         s = jnp.linalg.solve(a, g_test.T).T
         res = jnp.linalg.norm(s @ a - g_test, axis=1) / jnp.linalg.norm(g_test, axis=1)
+        _check_dense_solve(s, "influence(solver='exact')")
         solve = SolveResult(s, jnp.zeros(len(s), int), res, jnp.zeros(len(s), bool))
     elif solver in ("cg", "lissa"):
         hvp = make_hvp(loss_fn, params, xtr, ytr, weight_decay=weight_decay)
@@ -511,6 +521,7 @@ def self_influence(loss_fn: LossFn, params: Params, x, y, *, weight_decay: float
     h = exact_hessian(loss_fn, params, x, y, weight_decay=weight_decay)
     g = per_example_grads(loss_fn, params, x, y)  # [N, P]
     s = jnp.linalg.solve(h + damping * jnp.eye(h.shape[0], dtype=h.dtype), g.T)  # [P, N]
+    _check_dense_solve(s, "self_influence")
     return jnp.einsum("np,pn->n", g, s)
 
 

@@ -285,13 +285,25 @@ def test_bad_input_is_refused_clearly(thunk, match):
         thunk()
 
 
-# An iterative solver must not report convergence on NaN.
+# An iterative solver must not report convergence on NaN; a dense solve must not return NaN.
+def _IGNORED_PARAM_LOSS(params, x, y):  # logistic loss of w . x; params["unused"] never enters
+    z = x @ params["w"]
+    return jnp.logaddexp(0.0, z) - y * z
+
+
+_IGNORED_PARAMS = {"w": jnp.array([0.3, -0.2], jnp.float32), "unused": jnp.zeros(1, jnp.float32)}
+_TINY = (jnp.array([[1.0, 0.5], [-0.3, 1.0], [0.7, -1.2]], jnp.float32), jnp.array([1.0, 0.0, 1.0], jnp.float32))
+
 SOLVER_NAN = [
     ("conjugate_gradient/hvp NaN", lambda: INF.conjugate_gradient(NAN_HVP, jnp.ones(3)), "conjugate gradients produced NaN"),
     ("conjugate_gradient/batched hvp NaN", lambda: INF.conjugate_gradient(NAN_HVP, jnp.ones((2, 3))), "conjugate gradients produced NaN"),
     ("extreme_eigenvalues/hvp NaN", lambda: SP.extreme_eigenvalues(NAN_HVP, 3, KEY, iters=3), "power iteration produced NaN"),
     ("lanczos/hvp NaN", lambda: SP.lanczos(NAN_HVP, 3, KEY, steps=2), "Lanczos produced NaN"),
     ("lissa/hvp NaN", lambda: INF.lissa(NAN_HVP, jnp.ones(3), scale=4.0, depth=3), "LiSSA diverged"),
+    # a parameter the loss ignores: the exact Hessian is singular, and without damping a dense
+    # solve would return inf/NaN (or a non-solution) silently
+    ("influence exact/singular Hessian", lambda: INF.influence(_IGNORED_PARAM_LOSS, _IGNORED_PARAMS, _TINY, _TINY, solver="exact"), "dense solve"),
+    ("self_influence/singular Hessian", lambda: INF.self_influence(_IGNORED_PARAM_LOSS, _IGNORED_PARAMS, *_TINY), "dense solve"),
 ]
 
 
