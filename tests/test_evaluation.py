@@ -288,7 +288,9 @@ def test_explain_script_small(tmp_path):
     assert set(shipped["scores"]["and"]) == set(shipped["scores"]["control"]) - {"random"}
     for part, idx in small["peptides"].items():
         assert idx == shipped["peptides"][part][:2]
-        assert all(t > 0 for t in small["seconds"][part].values())
+        # each explainer's cost is recorded, a wall time: checked as a number, never against a bound
+        assert small["seconds"][part] and set(small["seconds"][part]) <= set(small["scores"][part])
+        assert all(np.isfinite(t) and t >= 0 for t in small["seconds"][part].values())
         for m, sc in small["scores"][part].items():
             for a, b in zip(sc, shipped["scores"][part][m][:2], strict=True):
                 # float32 attributions; 1e-5: rerunning under `taskset -c 0` changed them by less
