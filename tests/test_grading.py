@@ -230,3 +230,16 @@ def test_master_notebook_has_one_question_per_exercise_with_public_and_hidden_te
     assert len(tests) == 4 and sum("hidden: true" in s for s in tests) == 2
     assert all("salt='test-salt-0123'" in s for s in tests if "hidden: true" in s)
     assert sys.modules["helpers.course.otter"] is course_otter
+
+
+def test_compiled_library_functions_in_course_modules_are_not_tampering(monkeypatch):
+    """`helpers.splits` imports scipy's Cython `connected_components`, whose `__code__` names a
+    relative .pyx file: that is a library, not a replaced reference (a full test session imports
+    it before the grader runs; this failed every check there). A Python function put in its
+    place is still flagged."""
+    from helpers import splits
+
+    assert type(splits.connected_components).__name__ == "cython_function_or_method"
+    assert grading.tampered() == []
+    monkeypatch.setattr(splits, "connected_components", lambda graph, directed=False: (1, None))
+    assert grading.tampered() == ["helpers.splits.connected_components"]

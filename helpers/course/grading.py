@@ -68,10 +68,10 @@ def tampered() -> list[str]:
                 or modname.startswith("helpers.course"):
             continue
         for attr, value in list(vars(module).items()):
-            code = getattr(value, "__code__", None)
-            if code is None:
-                continue  # not a Python function
-            where = Path(code.co_filename).resolve()
+            if not isinstance(value, types.FunctionType):
+                continue  # not a Python function (compiled ones, e.g. scipy's Cython functions, have a
+                # __code__ whose file is a relative .pyx path: they are libraries, not submissions)
+            where = Path(value.__code__.co_filename).resolve()
             if not any(where.is_relative_to(d) for d in (_HELPERS_DIR, *_library_dirs())):
                 bad.append(f"{modname}.{attr}")  # defined in a notebook cell, a test, a script
     return bad
