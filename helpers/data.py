@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.utils import tqdm_utils as tfds_tqdm
 
 from helpers import sequences as seqs_lib
 from helpers import validation
@@ -362,7 +363,16 @@ def builder(config: str = "dbaasp", *, data_dir: Path | None = None) -> Hemolyti
         raise ValueError(f"unknown config {config!r}; use 'dbaasp' or 'dmol'")
     data_dir = Path(data_dir) if data_dir is not None else data_root() / "tfds"
     b = HemolyticPeptides(config=config, data_dir=str(data_dir), file_format="array_record")
-    b.download_and_prepare()
+    # TFDS draws its progress bars with tqdm.auto: inside a notebook kernel that is an
+    # ipywidget, and a built page holding one loads require.js and the widget manager from a
+    # CDN (a page error offline). Preparing takes seconds, so no bar; the caller's setting
+    # is restored afterwards.
+    was_on = bool(getattr(tfds_tqdm, "_active", True))  # TFDS has no public getter
+    tfds.display_progress_bar(False)
+    try:
+        b.download_and_prepare()
+    finally:
+        tfds.display_progress_bar(was_on)
     return b
 
 

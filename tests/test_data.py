@@ -191,3 +191,27 @@ def test_dmol_peptides_looked_up_in_the_raw_dbaasp_rows():
     only_n = sum(rows[q][0] == 0 for q in found)
     assert (only_h, only_n, len(found) - only_h - only_n) == (82, 91, 52)
     assert sum(q in rows for q, y in zip(seqs, labels) if y == 0) == 226
+
+
+def test_preparing_draws_no_progress_bar_and_restores_the_setting(tmp_path, monkeypatch, capsys):
+    # A tqdm.auto bar inside a notebook kernel is an ipywidget; a built page that holds one
+    # fetches require.js from a CDN (the offline browser test failed on chapter 14 for this).
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    made = []
+    real = tqdm_utils.tqdm_lib.tqdm
+
+    def counting(*args, **kwargs):
+        made.append(kwargs.get("desc"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm_utils.tqdm_lib, "tqdm", counting)
+    tqdm_utils.enable_progress_bar()
+    b = D.builder("dmol", data_dir=tmp_path / "tfds")  # a fresh folder: prepares from scratch
+    assert b.info.splits["train"].num_examples > 0
+    assert made == [], f"TFDS drew progress bars while preparing: {made}"
+    assert tqdm_utils._active is True  # the caller's setting is back
+    tqdm_utils.disable_progress_bar()
+    D.builder("dmol", data_dir=tmp_path / "tfds2")
+    assert tqdm_utils._active is False
+    tqdm_utils.enable_progress_bar()
