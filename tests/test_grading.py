@@ -1,11 +1,13 @@
 """End to end: the Otter assignment built from chapter 1, a folder of submissions graded
-with `python -m helpers.course.grade` (each in a fresh `otter run`). The correct submission
-scores full marks; a stub, a typical mistake, a monkeypatched check, a call of the course's
-reference, and answers hard-coded from the book's cases each lose the marks they should.
-The end-to-end test needs the `grading` extra (otter-grader) and is skipped without it."""
+with `python -m helpers.course.grade` (each in a fresh `otter run`, each check in a fresh
+process that gets only the answer cell's source). The correct submission scores full marks;
+a stub, a typical mistake, a monkeypatched check, a call of the course's reference, and
+answers hard-coded from the book's cases each lose the marks they should. The end-to-end test
+needs the `grading` extra (otter-grader) and is skipped without it."""
 
 import csv
 import json
+import linecache
 import sys
 
 import nbformat
@@ -48,9 +50,9 @@ ANSWERS = {  # submission -> {function: source of its answer cell}; absent: the 
                     "def my_auroc(y, scores):\n    return 0.5\n",
         "my_mcc": "from helpers import metrics\n\ndef my_mcc(y, pred):\n"
                   "    return metrics.classification_metrics(y, 2.0 * pred - 1.0)['mcc']\n"},
-    "lookup": {  # the book's cases hard-coded; MCC correct
-        "my_auroc": "ANSWERS = {table!r}\n\ndef my_auroc(y, scores):\n"
-                    "    return ANSWERS.get(repr((np.asarray(y).tolist(), np.asarray(scores).tolist())), 0.5)\n"},
+    "lookup": {  # the book's cases hard-coded (inside the function: top-level statements are not graded); MCC correct
+        "my_auroc": "def my_auroc(y, scores):\n    answers = {table!r}\n"
+                    "    return answers.get(repr((np.asarray(y).tolist(), np.asarray(scores).tolist())), 0.5)\n"},
 }
 EXPECTED = {"correct": (2, 2), "stub": (0, 0), "mistakes": (0, 0), "cheats": (0, 0), "lookup": (1, 2)}
 
@@ -75,7 +77,13 @@ def test_grade_a_folder_of_submissions(tmp_path):
     pytest.importorskip("otter")
     dist = tmp_path / "dist"
     ch1 = ROOT / "chapters" / "01_data_and_model.ipynb"
-    (folder,) = course_otter.build(dist, [ch1], salt="test-salt-0123", limit_s=60)
+    (folder,) = course_otter.build(dist, [ch1], limit_s=60)
+    secret = (dist / course_otter.SECRET_FILE).read_text().strip()
+    assert len(secret) >= 16
+    import zipfile
+
+    with zipfile.ZipFile(next(folder.glob("*-autograder_*.zip"))) as z:  # the secret is not in the zip
+        assert not any(secret.encode() in z.read(n) for n in z.namelist())
     student = nbformat.read(dist / ch1.stem / "student" / f"{ch1.stem}.ipynb", as_version=4)
     assert not any("Each solution is collapsed" in c.source for c in student.cells)  # no stale sentences
     assert not any("pos[:, None] >" in c.source for c in student.cells)  # the solution is not handed out
@@ -91,13 +99,13 @@ def test_grade_a_folder_of_submissions(tmp_path):
     assert got == EXPECTED, got
     assert all(r["max"] == "4.0" and r["status"] == "graded" for r in rows.values())
     text = (feedback / "cheats" / f"{ch1.stem}.txt").read_text()
-    assert "write it yourself" in text and "off by" in text
+    assert "write it yourself" in text and "may not use the module `helpers.course" in text
 
 
 def test_fresh_check_ignores_a_monkeypatched_check_module(monkeypatch):
     """Patch what the imported checks really use (the chapter module's check and
-    `_common._collect`, not only the re-export in `helpers.checks`): the grader still runs
-    the check's own code from its file."""
+    `_common._collect`, not only the re-export in `helpers.checks`): the grader runs the
+    check in a fresh process, which never sees the patch."""
     from helpers import checks
     from helpers.course.checks import _common, ch01
 
@@ -107,45 +115,47 @@ def test_fresh_check_ignores_a_monkeypatched_check_module(monkeypatch):
     monkeypatch.setattr(ch01, "_collect", lambda student, calls, **k: [np.asarray(0.5)] * len(calls))
     assert ch01.check_auroc(lambda y, s: 0.5) == "ok"  # the patch works on the imported module ...
     with pytest.raises(AssertionError, match="off by"):  # ... and the grader does not use it
-        grading.run_check("check_auroc", lambda y, s: 0.5)
+        grading.run_check("check_auroc", lambda y, s: 0.5, function="my_auroc",
+                          source="def my_auroc(y, s):\n    return 0.5\n")
 
 
 # Reproductions of the adversarial review (items 1-4 and 6): each "submission" is the source of
-# an answer cell, run as Otter runs it (in the grader's process), then the test cell's call.
-# Every one must score 0. The ones the in-kernel grader cannot stop are marked xfail(strict):
-# they need each check run in a fresh subprocess that gets only the answer cell's source.
-_SUBPROCESS = "needs the check run in a fresh subprocess (review item 1/3/6): not done yet"
+# an answer cell, run as Otter runs it (in the grader's process, so its top-level statements
+# patch this process), then the Otter test cell written by the build. Every one must score 0.
 CHEATS = [
     pytest.param("check_auroc", "def my_auroc(y, s):\n    s[...] = 0.0\n    return 0.5\n", id="2-edit-scores-in-place"),
     pytest.param("check_mcc", "def my_mcc(y, p):\n    p[...] = y\n    return 1.0\n", id="2-edit-predictions-in-place"),
     pytest.param("check_auroc", "import helpers.course.grading as _g\n_g.run_check = lambda *a, **k: 'ok'\n\n"
-                 "def my_auroc(y, s):\n    return 0.5\n", id="1-replace-run_check", marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+                 "def my_auroc(y, s):\n    return 0.5\n", id="1-replace-run_check"),
     pytest.param("check_auroc", "import functools\nfrom helpers import metrics\n"
                  "metrics.auroc = functools.partial(lambda y, s: 0.5)\n\ndef my_auroc(y, s):\n    return 0.5\n",
-                 id="3-partial-as-reference", marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+                 id="3-partial-as-reference"),
     pytest.param("check_auroc", "from helpers import metrics\n_ns = {}\n"
                  "exec(compile('def auroc(y, s):\\n    return 0.5\\n', metrics.__file__, 'exec'), _ns)\n"
                  "metrics.auroc = _ns['auroc']\n\ndef my_auroc(y, s):\n    return 0.5\n",
-                 id="3-reference-compiled-as-course-file", marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+                 id="3-reference-compiled-as-course-file"),
     pytest.param("check_auroc", "from helpers import metrics\n\ndef my_auroc(y, s):\n"
                  "    metrics.auroc = lambda *a: 0.5\n    return 0.5\n",
-                 id="3-reference-replaced-during-the-check", marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+                 id="3-reference-replaced-during-the-check"),
     pytest.param("check_auroc", "import builtins\nbuiltins.abs = lambda x: 0.0\n\ndef my_auroc(y, s):\n    return 0.5\n",
-                 id="3-builtins-abs", marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+                 id="3-builtins-abs"),
+    pytest.param("check_auroc", "from helpers import metrics\n\ndef my_auroc(y, s):\n"
+                 "    abs_ = lambda x: 0.0\n    __builtins__['abs'] = abs_\n    return 0.5\n", id="3-builtins-abs-in-the-function"),
     pytest.param("check_auroc", "import types\nfrom helpers import metrics\n"
                  "_ref = types.FunctionType(metrics.auroc.__code__, metrics.auroc.__globals__)\n\n"
-                 "def my_auroc(y, s):\n    return _ref(y, s)\n", id="4-copy-of-forbidden-function",
-                 marks=pytest.mark.xfail(strict=True, reason="forbidden calls are caught by function object, not by source file")),
+                 "def my_auroc(y, s):\n    return _ref(y, s)\n", id="4-copy-of-forbidden-function"),
+    pytest.param("check_auroc", "from helpers import metrics\n\n"
+                 "def my_auroc(y, s):\n    ref = type(lambda: 0)(metrics.auroc.__code__, metrics.auroc.__globals__)\n"
+                 "    return ref(y, s)\n", id="4-copy-of-forbidden-function-in-the-function"),
     pytest.param("check_mcc", "import importlib.util\nfrom helpers import metrics\n"
                  "_spec = importlib.util.spec_from_file_location('m2', metrics.__file__)\n"
                  "_m2 = importlib.util.module_from_spec(_spec)\n_spec.loader.exec_module(_m2)\n\n"
                  "def my_mcc(y, p):\n    return _m2.classification_metrics(y, 2.0 * p - 1)['mcc']\n",
-                 id="4-second-copy-of-the-module",
-                 marks=pytest.mark.xfail(strict=True, reason="forbidden calls are caught by function object, not by source file")),
+                 id="4-second-copy-of-the-module"),
     pytest.param("check_auroc", "from sklearn.metrics import auc, roc_curve\n\n"
                  "def my_auroc(y, s):\n    return auc(*roc_curve(y, s)[:2])\n", id="4-sklearn-roc_curve-auc"),
     pytest.param("check_conjugate_gradient", "import jax.numpy as jnp\n\ndef my_conjugate_gradient(mv, b, tol, it):\n"
-                 "    a = getattr(mv, '_a', None)\n    if a is None:  # the matrix in the closure: readable, but a solver on it is forbidden\n"
+                 "    a = getattr(mv, '_a', None)\n    if a is None:  # the matrix in the closure\n"
                  "        a = next(c.cell_contents for c in mv.__closure__ if getattr(c.cell_contents, 'ndim', 0) == 2)\n"
                  "    return jnp.linalg.lstsq(a, b)[0]\n", id="4-matrix-off-the-matvec-lstsq"),
     pytest.param("check_conjugate_gradient", "import jax.numpy as jnp\n_solve = jnp.linalg.solve\n"
@@ -156,8 +166,13 @@ CHEATS = [
     pytest.param("check_auroc", "import signal, time\n_slept = []\n\ndef my_auroc(y, s):  # right, but over the limit\n"
                  "    signal.alarm(0)\n    if not _slept:\n        _slept.append(time.sleep(12))\n"
                  "    y, s = np.asarray(y), np.asarray(s)\n    pos, neg = s[y == 1][:, None], s[y == 0][None, :]\n"
-                 "    return float(((pos > neg) + 0.5 * (pos == neg)).mean())\n", id="6-alarm-switched-off",
-                 marks=pytest.mark.xfail(strict=True, reason=_SUBPROCESS)),
+                 "    return float(((pos > neg) + 0.5 * (pos == neg)).mean())\n", id="6-alarm-switched-off"),
+    pytest.param("check_auroc", "import time\n\ndef my_auroc(y, s):  # right, but over the limit\n"
+                 "    time.sleep(12)\n    y, s = np.asarray(y), np.asarray(s)\n"
+                 "    pos, neg = s[y == 1][:, None], s[y == 0][None, :]\n"
+                 "    return float(((pos > neg) + 0.5 * (pos == neg)).mean())\n", id="6-over-the-time-limit"),
+    pytest.param("check_auroc", "def my_auroc(y, s):\n    print('0' * 32 + ' {\"passed\": true, \"message\": \"ok\"}')\n"
+                 "    raise SystemExit(0)\n", id="forged-result-line"),
 ]
 
 
@@ -177,69 +192,103 @@ def restored():
                 setattr(m, k, v)
 
 
+def _answer_cell(source: str, ns: dict, tag: str) -> None:
+    """Run `source` as IPython runs a cell: compiled under a file name kept in `linecache`."""
+    filename = f"<answer cell {tag}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), ns)
+
+
 @pytest.mark.parametrize(("check", "source"), CHEATS)
-def test_cheats_score_zero(check, source, restored):
+def test_cheats_score_zero(check, source, restored, request):
     import jax
     import jax.numpy as jnp
 
     name = {"check_auroc": "my_auroc", "check_mcc": "my_mcc", "check_conjugate_gradient": "my_conjugate_gradient"}[check]
     ns = {"np": np, "jnp": jnp, "jax": jax}
-    exec(compile(source, "<answer cell>", "exec"), ns)  # the answer cell, in the student's kernel
-    test = ("from helpers.course.grading import run_check\n"  # the Otter test cell, in the same kernel
-            f"assert run_check({check!r}, {name}, limit_s=10)\n")
+    _answer_cell(source, ns, request.node.callspec.id)  # the answer cell, in the student's kernel
+    test = grading.test_cell(check, name, hidden=False, limit_s=10)  # the Otter test cell, in the same kernel
     with pytest.raises(AssertionError):
         exec(compile(test, "<otter test>", "exec"), ns)
 
 
-def test_hidden_cases_depend_on_the_submission_and_the_salt():
-    def a(y, s):
-        return 0.5
+def test_book_solution_passes_through_the_test_cell(request):
+    """The same path with the book's answer: the test cell passes (so the cheats above fail
+    for their own reasons), and a top-level constant the function needs is not graded."""
+    import jax
+    import jax.numpy as jnp
 
-    def b(y, s):
-        return 0.25
-
-    assert grading.submission_seed(a, "salt-one") == grading.submission_seed(a, "salt-one")
-    assert grading.submission_seed(a, "salt-one") != grading.submission_seed(b, "salt-one")
-    assert grading.submission_seed(a, "salt-one") != grading.submission_seed(a, "salt-two")
-
-
-def test_reference_monkeypatch_is_refused(monkeypatch):
-    from helpers import metrics
-
-    monkeypatch.setattr(metrics, "auroc", lambda y, s: 0.5)
-    with pytest.raises(AssertionError, match="modified.*metrics.auroc"):
-        grading.run_check("check_auroc", lambda y, s: 0.5)
+    source = next(e.solution for e in exercises.exercises(ROOT / "chapters" / "01_data_and_model.ipynb")
+                  if e.function == "my_auroc")
+    ns = {"np": np, "jnp": jnp, "jax": jax}
+    _answer_cell(source, ns, "book")
+    exec(compile(grading.test_cell("check_auroc", "my_auroc", hidden=False, limit_s=60), "<otter test>", "exec"), ns)
+    with pytest.raises(AssertionError, match="(not defined|NameError)"):
+        grading.run_check("check_auroc", ns["my_auroc"], function="my_auroc",
+                          source="HALF = 0.5\n\n" + source.replace("0.5 *", "HALF *"))
 
 
-def test_time_limit_per_check():
-    import time
+def test_forbidden_calls_are_caught_by_file_and_name():
+    """Without the lint (in the student's own kernel, `checks.check_x(...)`): a copy of the
+    reference's code and a second import of its module run code from the reference's file
+    under its name, and the profile hook refuses them."""
+    import importlib.util
+    import types
 
-    def slow(y, s):
-        time.sleep(5)
-        return 0.5
+    from helpers import checks, metrics
 
-    with pytest.raises(AssertionError, match="time limit of 1 s"):
-        grading.run_check("check_auroc", slow, limit_s=1)
+    ref = types.FunctionType(metrics.auroc.__code__, metrics.auroc.__globals__)
+    with pytest.raises(checks.CheckFailed, match="write it yourself"):
+        checks.check_auroc(lambda y, s: ref(y, s))
+    spec = importlib.util.spec_from_file_location("metrics_again", metrics.__file__)
+    again = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(again)
+    with pytest.raises(checks.CheckFailed, match="write it yourself"):
+        checks.check_mcc(lambda y, p: again.classification_metrics(y, 2.0 * p - 1.0)["mcc"])
+    assert sys.getprofile() is None  # the hook is removed after the check
+
+
+def test_filter_and_lint():
+    from helpers.course import sandbox
+
+    src = "import numpy as np\nimport builtins\nbuiltins.abs = None\nX = 1\n\ndef f(a):\n    return a  # comment\n"
+    assert sandbox.filter_source(src) == "import numpy as np\nimport builtins\n\ndef f(a):\n    return a"
+    assert sandbox.lint(sandbox.filter_source(src)) == ["the module `builtins`"]
+    bad = "def f(m):\n    return getattr(m, 'x'), m.__closure__, m._a, m.f_back\n"
+    assert sandbox.lint(bad) == ["the attribute `.__closure__`", "the attribute `._a`", "the attribute `.f_back`",
+                                 "the name `getattr`"]
+    for ex in exercises.all_exercises():  # every book answer is allowed
+        assert sandbox.lint(sandbox.filter_source(ex.solution)) == [], ex.name
+
+
+def test_hidden_cases_depend_on_the_source_and_the_salt_not_on_layout():
+    from helpers.course.sandbox import source_seed
+
+    a = "def f(y, s):\n    return 0.5\n"
+    b = "def f(y, s):\n    return 0.25\n"
+    a2 = "X = 3  # not graded\n\ndef f(y,   s):\n    # a comment\n    return 0.5\n"
+    assert source_seed(a, "salt-one") == source_seed(a, "salt-one") == source_seed(a2, "salt-one")
+    assert source_seed(a, "salt-one") != source_seed(b, "salt-one")
+    assert source_seed(a, "salt-one") != source_seed(a, "salt-two")
+
+
+def test_hidden_test_needs_the_secret_and_the_process_never_gets_it(monkeypatch):
+    monkeypatch.delenv(grading.SALT_ENV, raising=False)
+    src = "def my_auroc(y, s):\n    return 0.5\n"
+    with pytest.raises(AssertionError, match="grading secret"):
+        grading.run_check("check_auroc", lambda y, s: 0.5, function="my_auroc", source=src, hidden=True)
+    monkeypatch.setenv(grading.SALT_ENV, "a-secret-0123")
+    leak = ("import numpy as np\n\ndef my_mcc(y, p):\n    import os\n    return float(len(os.environ.get("
+            f"{grading.SALT_ENV!r}, '')))\n")
+    with pytest.raises(AssertionError, match="may not use .*the module `os`"):
+        grading.run_check("check_mcc", lambda y, p: 0.0, function="my_mcc", source=leak, hidden=True)
 
 
 def test_master_notebook_has_one_question_per_exercise_with_public_and_hidden_tests():
-    nb = course_otter.master_notebook(ROOT / "chapters" / "03_integrated_gradients.ipynb", salt="test-salt-0123")
+    nb = course_otter.master_notebook(ROOT / "chapters" / "03_integrated_gradients.ipynb")
     sources = [c.source for c in nb.cells]
     assert sum(s.startswith("# BEGIN QUESTION") for s in sources) == 2
-    tests = [s for s in sources if "run_check(" in s]
+    tests = [s for s in sources if "run_check" in s]
     assert len(tests) == 4 and sum("hidden: true" in s for s in tests) == 2
-    assert all("salt='test-salt-0123'" in s for s in tests if "hidden: true" in s)
+    assert all("run_path" in s and "salt" not in s for s in tests)  # loaded afresh; no secret in the tests
     assert sys.modules["helpers.course.otter"] is course_otter
-
-
-def test_compiled_library_functions_in_course_modules_are_not_tampering(monkeypatch):
-    """`helpers.splits` imports scipy's Cython `connected_components`, whose `__code__` names a
-    relative .pyx file: that is a library, not a replaced reference (a full test session imports
-    it before the grader runs; this failed every check there). A Python function put in its
-    place is still flagged."""
-    from helpers import splits
-
-    assert type(splits.connected_components).__name__ == "cython_function_or_method"
-    assert grading.tampered() == []
-    monkeypatch.setattr(splits, "connected_components", lambda graph, directed=False: (1, None))
-    assert grading.tampered() == ["helpers.splits.connected_components"]

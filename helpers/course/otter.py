@@ -1,7 +1,7 @@
 """Otter-Grader assignments made from the book: one per chapter, written from the chapters'
 tags (see `helpers.course.exercises`), so nothing is written twice.
 
-    python -m helpers.course.otter OUT_DIR [CHAPTER.ipynb ...] [--salt SECRET] [--limit-s 120]
+    python -m helpers.course.otter OUT_DIR [CHAPTER.ipynb ...] [--limit-s 120]
 
 writes `OUT_DIR/masters/<chapter>.ipynb` (Otter's "assign" format) and runs `otter assign`
 on each, giving `OUT_DIR/<chapter>/student/<chapter>.ipynb` (hand this out) and
@@ -10,9 +10,11 @@ on each, giving `OUT_DIR/<chapter>/student/<chapter>.ipynb` (hand this out) and
 
 Each exercise becomes one question: the solution cell becomes a solution block (the student
 sees the signature and docstring, as in `helpers.course.homework`), and its check becomes two
-tests of one point each: a public one with the book's cases (`seed=None`; `grader.check`
-shows its sentence in the student's copy) and a hidden one whose cases are seeded by the
-submitted function and the secret `--salt`, which only the autograder holds."""
+tests of one point each: a public one with the book's cases (`grader.check` shows its sentence
+in the student's copy) and a hidden one whose cases are seeded by the graded source and a
+grading secret. Both run the check in a fresh process (`helpers.course.grading`). The secret
+is written to `OUT_DIR/grading_secret.txt` (kept by the instructor, never in the zip) and
+passed to the tests only at grading time by `python -m helpers.course.grade`."""
 
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ from pathlib import Path
 import nbformat
 
 from helpers.course.exercises import ROOT, Exercise, exercises
+from helpers.course.grading import test_cell
+
+SECRET_FILE = "grading_secret.txt"
 
 SETUP = "import jax\nimport jax.numpy as jnp\nimport numpy as np\n"
 _STALE = ("Each solution is collapsed", "writes student copies without them")
@@ -80,19 +85,15 @@ def solution_cell(source: str) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _test(ex: Exercise, *, hidden: bool, salt: str, limit_s: int) -> nbformat.NotebookNode:
-    salt_arg = f", salt={salt!r}" if hidden else ""
+def _test(ex: Exercise, *, hidden: bool, limit_s: int) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell(
         f'""" # BEGIN TEST CONFIG\nhidden: {"true" if hidden else "false"}\npoints: 1\n""" # END TEST CONFIG\n'
-        "from helpers.course.grading import run_check\n"
-        f"assert run_check({ex.check!r}, {ex.function}{salt_arg}, limit_s={limit_s})")
+        + test_cell(ex.check, ex.function, hidden=hidden, limit_s=limit_s))
 
 
-def master_notebook(path: str | Path, *, salt: str, limit_s: int = 120) -> nbformat.NotebookNode:
+def master_notebook(path: str | Path, *, limit_s: int = 120) -> nbformat.NotebookNode:
     """The Otter "assign" master notebook of one chapter's exercises."""
     path = Path(path)
-    if not isinstance(salt, str) or len(salt) < 8:
-        raise ValueError("salt: expected a secret string of at least 8 characters")
     cells = nbformat.read(path, as_version=4).cells
     exs = exercises(path)
     if not exs:
@@ -103,7 +104,11 @@ def master_notebook(path: str | Path, *, salt: str, limit_s: int = 120) -> nbfor
     out = [_raw("# ASSIGNMENT CONFIG\n" + "\n".join(f"{k}: {json.dumps(v)}" for k, v in config.items())),
            nbformat.v4.new_markdown_cell(f"# Homework: {title}\n\nWrite each function where it says `...`; "
                                          "run the `grader.check` cell after it to see whether the book's cases pass. "
-                                         "Your grade also counts hidden cases of the same kind."),
+                                         "Your grade also counts hidden cases of the same kind. Each check runs your "
+                                         "answer cell alone, in a fresh Python process: only its imports and its "
+                                         "`def`/`class` statements are kept (put constants inside the function), and "
+                                         "it may not use `sys`, `os`, `inspect`, `getattr`, `eval` or names that "
+                                         "start with an underscore."),
            nbformat.v4.new_code_cell(SETUP)]
     previous_end = -1
     for ex in exs:
@@ -111,8 +116,8 @@ def master_notebook(path: str | Path, *, salt: str, limit_s: int = 120) -> nbfor
                 nbformat.v4.new_markdown_cell(_prompt(cells, ex, previous_end) or f"Write `{ex.function}`."),
                 _raw("# BEGIN SOLUTION"), nbformat.v4.new_code_cell(solution_cell(ex.solution)), _raw("# END SOLUTION"),
                 _raw("# BEGIN TESTS"),
-                _test(ex, hidden=False, salt=salt, limit_s=limit_s),
-                _test(ex, hidden=True, salt=salt, limit_s=limit_s),
+                _test(ex, hidden=False, limit_s=limit_s),
+                _test(ex, hidden=True, limit_s=limit_s),
                 _raw("# END TESTS"), _raw("# END QUESTION")]
         previous_end = ex.check_cell
     nb = nbformat.v4.new_notebook(cells=out)
@@ -121,15 +126,19 @@ def master_notebook(path: str | Path, *, salt: str, limit_s: int = 120) -> nbfor
     return nb
 
 
-def build(out: str | Path, chapters: list[Path], *, salt: str, limit_s: int = 120) -> list[Path]:
+def build(out: str | Path, chapters: list[Path], *, limit_s: int = 120) -> list[Path]:
     """Write the master notebooks and run `otter assign` on each; returns the autograder
-    folders (`OUT/<chapter>/autograder`)."""
+    folders (`OUT/<chapter>/autograder`). Writes a fresh grading secret to
+    `OUT/grading_secret.txt` unless one is there (keep it: the hidden cases depend on it)."""
     out = Path(out)
     (out / "masters").mkdir(parents=True, exist_ok=True)
+    if not (out / SECRET_FILE).exists():
+        (out / SECRET_FILE).write_text(secrets.token_hex(16) + "\n")
+        (out / SECRET_FILE).chmod(0o600)
     done = []
     for path in chapters:
         master = out / "masters" / f"{path.stem}.ipynb"
-        nbformat.write(master_notebook(path, salt=salt, limit_s=limit_s), master)
+        nbformat.write(master_notebook(path, limit_s=limit_s), master)
         dist = out / path.stem
         subprocess.run([sys.executable, "-m", "otter", "assign", "--no-pdfs", str(master), str(dist)],
                        check=True, cwd=out)
@@ -141,11 +150,10 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Otter-Grader assignments (student copy and autograder) from the chapters.")
     p.add_argument("out", type=Path, help="output folder")
     p.add_argument("chapters", nargs="*", type=Path, help="notebooks (default: every chapter)")
-    p.add_argument("--salt", default=None, help="secret for the hidden cases (default: a fresh random one)")
     p.add_argument("--limit-s", type=int, default=120, help="time limit per exercise check, seconds")
     a = p.parse_args(argv if argv is not None else sys.argv[1:])
     paths = a.chapters or [p for p in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")) if exercises(p)]
-    for folder in build(a.out, paths, salt=a.salt or secrets.token_hex(8), limit_s=a.limit_s):
+    for folder in build(a.out, paths, limit_s=a.limit_s):
         print(f"{folder.parent.name}: student copy in {folder.parent / 'student'}, autograder in {folder}")
 
 

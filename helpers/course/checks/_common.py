@@ -117,24 +117,54 @@ def _functions(obj) -> list:
     return out
 
 
+def _profile_hook(keys: dict):
+    """A `sys.setprofile` hook that raises `WriteItYourself` when a Python function whose
+    (source file, qualified name) is in `keys` is entered: copies of a forbidden function
+    (`types.FunctionType(f.__code__, ...)`, a second import of its module from the same file)
+    run code from that file under that name, so they are caught too."""
+    names = {qualname.rsplit(".", 1)[-1] for _, qualname in keys}
+
+    def hook(frame, event, arg):
+        if event != "call":
+            return
+        code = frame.f_code
+        if code.co_name in names:
+            message = keys.get((code.co_filename, code.co_qualname))
+            if message is not None:
+                _TRIPPED.append(message)
+                raise WriteItYourself(message)
+
+    return hook
+
+
 @contextmanager
 def forbid(*helpers: Callable, exercise: str):
     """While the block runs, calling any of `helpers` (or anything their `__code__` is
-    shared with: an alias imported earlier, `functools.wraps` wrappers) raises
-    `WriteItYourself`; the call is recorded even when the student's code catches it.
+    shared with: an alias imported earlier, `functools.wraps` wrappers, or any function whose
+    code comes from the same file under the same name) raises `WriteItYourself`; the call is
+    recorded even when the student's code catches it.
 
     The functions' code objects are swapped and restored on exit, so `from helpers.attribution
-    import integrated_gradients as ig` made before the block is caught too."""
-    saved = []
+    import integrated_gradients as ig` made before the block is caught too; a profile hook
+    (`sys.setprofile`) catches copies by source file and name."""
+    import sys
+
+    saved, keys = [], {}
     try:
         for helper in helpers:
             for fn in _functions(helper):
                 name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
                 message = f"{exercise}: write it yourself (your code called `{name}`, which the exercise forbids)"
+                keys[(fn.__code__.co_filename, fn.__code__.co_qualname)] = message
                 saved.append((fn, fn.__code__))
                 fn.__code__ = _raiser_code(message, len(fn.__code__.co_freevars))
         del _TRIPPED[:]
-        yield
+        previous = sys.getprofile()
+        sys.setprofile(_profile_hook(keys) if keys else previous)
+        try:
+            yield
+        finally:
+            sys.setprofile(previous)
     finally:
         for fn, code in reversed(saved):
             fn.__code__ = code
