@@ -11,7 +11,10 @@ position-specific scoring matrix. Two position weight matrices (PWMs) follow fro
 
 - `filter_pwm`: the amino-acid frequencies of the `top` windows with the highest score over a
   set of peptides (windows wholly inside a peptide), the DeepBind/Basset recipe. It shows what
-  the filter responds to *in real peptides*, background composition included.
+  the filter responds to *in real peptides*, background composition included. By default
+  every window counts; `per_peptide=True` takes one window per peptide (DeepBind) and
+  `distinct=True` drops repeated windows, so that near-identical analogues of one peptide
+  do not fill the PWM (`best_windows` returns which windows were used).
 - `softmax_pwm`: `p_j(a) ∝ exp(beta W[j, a])`. A PWM p scores a window by the log-likelihood
   ratio `sum_j log(p_j(a_j) / q(a_j))`; against the uniform background q this equals
   `beta sum_j W[j, a_j]` up to a constant per position exactly when p is this softmax, so the
@@ -83,23 +86,68 @@ def _windows_inside(x: np.ndarray, k: int) -> np.ndarray:
     return (i[None] - h >= 0) & (i[None] + (k - 1 - h) < n[:, None])
 
 
-def filter_pwm(params, x, *, top: int = 100) -> np.ndarray:
-    """`[C, k, K]`: per filter, the amino-acid frequencies of its `top` highest-scoring windows
-    (of k residues, wholly inside a peptide) over the peptides `x [N, L, A]`."""
+def best_windows(params, x, *, top: int = 100, per_peptide: bool = False, distinct: bool = False) -> np.ndarray:
+    """`[C, top, 2]`: per filter, the (peptide, centre position) of its `top` highest-scoring
+    windows of k residues lying wholly inside a peptide of `x [N, L, A]`, best first.
+
+    `per_peptide=True` lets each peptide contribute only its best window (DeepBind's rule:
+    the windows are then drawn from `top` different peptides); `distinct=True` keeps a
+    window only if its k residues differ from every better-scoring window already taken
+    (analogue series repeat the same window many times). Ties keep the data's order."""
     w, _ = first_layer(params)
     xa = _check_x(x)
     validation.check_int(top, "top", minimum=1)
+    for flag, name in ((per_peptide, "per_peptide"), (distinct, "distinct")):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     k, h = w.shape[0], w.shape[0] // 2
     z = filter_scores(params, xa)
     inside = _windows_inside(xa, k)
-    if inside.sum() < top:
-        raise ValueError(f"only {int(inside.sum())} windows of {k} residues in x, fewer than top={top}")
-    pn, pi = np.nonzero(inside)
-    out = np.zeros((w.shape[2], k, K))
+    aa = xa[..., 1:].argmax(-1)  # [N, L]
+    out = np.zeros((w.shape[2], top, 2), dtype=int)
     for c in range(w.shape[2]):
-        best = np.argsort(-z[pn, pi, c], kind="stable")[:top]
+        if per_peptide:
+            pn = np.flatnonzero(inside.any(1))
+            pi = np.where(inside[pn], z[pn, :, c], -np.inf).argmax(1)
+        else:
+            pn, pi = np.nonzero(inside)
+        order = np.argsort(-z[pn, pi, c], kind="stable")
+        pn, pi = pn[order], pi[order]
+        if distinct:
+            words = np.stack([aa[pn, pi + j - h] for j in range(k)], axis=1)  # [n, k]
+            first = np.sort(np.unique(words, axis=0, return_index=True)[1])
+            pn, pi = pn[first], pi[first]
+        if len(pn) < top:
+            rule = " ".join(r for r, f in (("per peptide", per_peptide), ("distinct", distinct)) if f)
+            raise ValueError(f"only {len(pn)} {rule + ' ' if rule else ''}windows of {k} residues in x for filter {c}, "
+                             f"fewer than top={top}")
+        out[c, :, 0], out[c, :, 1] = pn[:top], pi[:top]
+    return out
+
+
+def window_words(x, windows, *, k: int = 5) -> list[list[str]]:
+    """The residues of `windows [C, S, 2]` (from `best_windows`) as strings of k letters, per filter."""
+    xa = _check_x(x)
+    win = np.asarray(windows)
+    if win.ndim != 3 or win.shape[-1] != 2:
+        raise ValueError(f"windows must have shape [C, S, 2], got {win.shape}")
+    aa = xa[..., 1:].argmax(-1)
+    h = k // 2
+    return [["".join(AMINO_ACIDS[aa[p, i + j - h]] for j in range(k)) for p, i in wc] for wc in win]
+
+
+def filter_pwm(params, x, *, top: int = 100, per_peptide: bool = False, distinct: bool = False) -> np.ndarray:
+    """`[C, k, K]`: per filter, the amino-acid frequencies of its `top` highest-scoring windows
+    (of k residues, wholly inside a peptide) over the peptides `x [N, L, A]`; `per_peptide`
+    and `distinct` as in `best_windows` (defaults: every window counts, repeats included)."""
+    xa = _check_x(x)
+    win = best_windows(params, xa, top=top, per_peptide=per_peptide, distinct=distinct)
+    k = first_layer(params)[0].shape[0]
+    h = k // 2
+    out = np.zeros((win.shape[0], k, K))
+    for c, wc in enumerate(win):
         for j in range(k):
-            out[c, j] = xa[pn[best], pi[best] + j - h, 1:].mean(axis=0)
+            out[c, j] = xa[wc[:, 0], wc[:, 1] + j - h, 1:].mean(axis=0)
     return out
 
 
@@ -228,15 +276,25 @@ def cluster_seqlets(words, *, clusters: int, shift: int = 1, iterations: int = 3
     return Clusters(labels, shifts, counts, sizes[order])
 
 
-def information(pwm) -> np.ndarray:
-    """`[w]` information content (bits) of each row of a PWM `[w, K]` against the uniform
-    background: log2(20) minus the row's entropy."""
+def _background(background) -> np.ndarray:
+    if background is None:
+        return np.full(K, 1.0 / K)
+    q = validation.as_float_array(background, "background")
+    if q.shape != (K,) or not np.isfinite(q).all() or (q <= 0).any() or abs(q.sum() - 1.0) > 1e-6:
+        raise ValueError(f"background must be {K} positive fractions summing to 1 (AMINO_ACIDS order), got shape {q.shape}")
+    return q
+
+
+def information(pwm, *, background=None) -> np.ndarray:
+    """`[w]` information content (bits) of each row of a PWM `[w, K]` against a background
+    composition `[K]`: the relative entropy `sum_a p(a) log2(p(a) / q(a))`. With the uniform
+    background (the default) this is log2(20) minus the row's entropy."""
     p = validation.as_float_array(pwm, "pwm")
     if p.ndim != 2 or p.shape[1] != K:
         raise ValueError(f"pwm must have shape [w, {K}], got {p.shape}")
+    q = _background(background)
     with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.where(p > 0, p * np.log2(p), 0.0).sum(-1)
-    return np.log2(K) - h
+        return np.where(p > 0, p * np.log2(p / q), 0.0).sum(-1)
 
 
 def consensus(pwm, *, min_bits: float = 1.0) -> str:

@@ -154,6 +154,49 @@ def by_amino_acid(scores, sequences) -> ByAminoAcid:
     return ByAminoAcid(mean, se, count)
 
 
+class SubstitutionFit(NamedTuple):
+    coef: np.ndarray  # [F + 1] intercept, then one slope per feature
+    boot: np.ndarray  # [R, F + 1] the same on bootstrap resamples of the peptides
+    n: int  # substitutions in the fit
+
+
+def substitution_regression(effects, sequences, features, *, n_resamples: int = 1000, seed: int = 0) -> SubstitutionFit:
+    """Least squares of every substitution's effect `e[i, a]` (a != x_i; `effects` a list of
+    `[n_p, K]` maps, as from `saturation_mutagenesis`) on how much the substitution changes
+    each per-amino-acid feature, `features[a, f] - features[x_i, f]` (`features [K, F]`, e.g.
+    charge and hydropathy), with an intercept. A slope is the partial effect of a unit change
+    of one feature with the others held fixed. Peptides are resampled with replacement
+    (their substitutions are not independent) for `n_resamples` bootstrap fits.
+    For a model whose per-position table is linear in the features, the slopes are exact."""
+    seqs = _check_sequences(sequences)
+    maps = list(effects)
+    if len(maps) != len(seqs):
+        raise ValueError(f"{len(maps)} effect maps for {len(seqs)} sequences")
+    feat = validation.as_float_array(features, "features")
+    if feat.ndim != 2 or feat.shape[0] != K or not np.isfinite(feat).all():
+        raise ValueError(f"features must be a finite matrix [{K}, F], got shape {feat.shape}")
+    validation.check_int(n_resamples, "n_resamples", minimum=1)
+    d = feat.shape[1] + 1
+    xtx, xty = np.zeros((len(seqs), d, d)), np.zeros((len(seqs), d))
+    n = 0
+    for p, (s, m) in enumerate(zip(seqs, maps, strict=True)):
+        m = np.asarray(m, dtype=float)
+        if m.shape != (len(s), K) or not np.isfinite(m).all():
+            raise ValueError(f"effects[{p}] must be a finite map [{len(s)}, {K}], got shape {m.shape}")
+        own = np.array([AMINO_ACIDS.index(c) for c in s])
+        keep = np.arange(K)[None] != own[:, None]  # [n_p, K]: leave out x_i -> x_i
+        delta = (feat[None] - feat[own][:, None])[keep]  # [n_p 19, F]
+        design = np.concatenate([np.ones((len(delta), 1)), delta], axis=1)
+        xtx[p], xty[p] = design.T @ design, design.T @ m[keep]
+        n += len(delta)
+    coef = np.linalg.lstsq(xtx.sum(0), xty.sum(0), rcond=None)[0]
+    rng = np.random.default_rng(seed)
+    weights = np.stack([np.bincount(rng.integers(0, len(seqs), len(seqs)), minlength=len(seqs)) for _ in range(n_resamples)])
+    a, b = np.einsum("rp,pij->rij", weights, xtx), np.einsum("rp,pi->ri", weights, xty)
+    boot = np.stack([np.linalg.lstsq(a_r, b_r, rcond=None)[0] for a_r, b_r in zip(a, b)])
+    return SubstitutionFit(coef, boot, n)
+
+
 # ----------------------------------------------------------------------------- activation maximisation
 
 

@@ -249,11 +249,13 @@ def found_curves(checked, curves: dict, *, ax=None, title: str | None = None,
     return ax
 
 
-def logo(pwm, *, ax=None, title: str | None = None, kind: str = "information"):
+def logo(pwm, *, ax=None, title: str | None = None, kind: str = "information", background=None):
     """A sequence logo of a position weight matrix `pwm [w, 20]` (rows: positions, columns:
     `AMINO_ACIDS`), drawn with logomaker (imported here, so that the rest of the module does
-    not need it). `kind="information"`: letter heights in bits against a uniform background;
-    `"probability"`: the frequencies themselves."""
+    not need it). `kind="information"`: letter heights in bits, each row's relative entropy
+    against `background [20]` (default uniform; pass e.g. the training set's composition, so
+    that a letter is tall only where it is enriched beyond that) shared in proportion to the
+    frequencies, as `motifs.information`; `"probability"`: the frequencies themselves."""
     import logomaker
     import pandas as pd
 
@@ -262,9 +264,15 @@ def logo(pwm, *, ax=None, title: str | None = None, kind: str = "information"):
         raise ValueError(f"pwm must be a finite matrix [w, {len(AMINO_ACIDS)}], got shape {p.shape}")
     if kind not in ("information", "probability"):
         raise ValueError(f"kind must be 'information' or 'probability', got {kind!r}")
+    if background is not None:
+        q = np.asarray(background, dtype=float)
+        if q.shape != (len(AMINO_ACIDS),) or not np.isfinite(q).all() or (q <= 0).any() or abs(q.sum() - 1) > 1e-6:
+            raise ValueError(f"background must be {len(AMINO_ACIDS)} positive fractions summing to 1, got shape {q.shape}")
+        if kind != "information":
+            raise ValueError("background is used only with kind='information'")
     frame = pd.DataFrame(p / p.sum(axis=1, keepdims=True), columns=list(AMINO_ACIDS))
     if kind == "information":
-        frame = logomaker.transform_matrix(frame, from_type="probability", to_type="information")
+        frame = logomaker.transform_matrix(frame, from_type="probability", to_type="information", background=background)
     ax = _ax(ax, figsize=(0.45 * len(p) + 1, 2))
     logomaker.Logo(frame, ax=ax, color_scheme="chemistry")
     ax.set_xticks(np.arange(len(p)), [str(i + 1) for i in range(len(p))])

@@ -90,3 +90,76 @@ def test_information_and_bad_input():
         motifs.seqlets([np.zeros(5)], ["KWLKF"], quantile=1.5)
     with pytest.raises(ValueError, match="conv0"):
         motifs.first_layer({"a": {}})
+
+
+def test_best_windows_per_peptide_and_distinct_against_brute_force():
+    params = _toy_params(seed=2, c=2)
+    rng = np.random.default_rng(3)
+    base = ["".join(rng.choice(list(seqs.AMINO_ACIDS), int(rng.integers(5, 12)))) for _ in range(12)]
+    peps = base + base[:4]  # four exact analogues: their windows repeat
+    x = seqs.encode_batch(peps, length=14)
+    z = motifs.filter_scores(params, x)
+    for c in range(2):
+        # brute force: every window wholly inside a peptide, best first (ties in data order)
+        cands = sorted(((-z[p, i, c], p, i) for p, s in enumerate(peps) for i in range(2, len(s) - 2)))
+        per = {}
+        for _, p, i in cands:
+            per.setdefault(p, (p, i))  # the best window of each peptide
+        per_list = sorted(per.values(), key=lambda t: -z[t[0], t[1], c])
+        for flag_p, flag_d in ((False, False), (True, False), (False, True), (True, True)):
+            src = per_list if flag_p else [(p, i) for _, p, i in cands]
+            want, seen = [], set()
+            for p, i in src:
+                word = peps[p][i - 2 : i + 3]
+                if flag_d and word in seen:
+                    continue
+                seen.add(word)
+                want.append((p, i))
+            got = motifs.best_windows(params, x, top=5, per_peptide=flag_p, distinct=flag_d)[c]
+            assert [tuple(r) for r in got] == want[:5]
+            words = motifs.window_words(x, got[None])[0]
+            assert words == [peps[p][i - 2 : i + 3] for p, i in want[:5]]
+            if flag_d:
+                assert len(set(words)) == 5
+            if flag_p:
+                assert len(set(got[:, 0])) == 5
+    # the default reproduces the old top-`top` rule, and the PWM is the windows' frequencies
+    win = motifs.best_windows(params, x, top=6, per_peptide=True, distinct=True)
+    pwm = motifs.filter_pwm(params, x, top=6, per_peptide=True, distinct=True)
+    words = motifs.window_words(x, win)
+    np.testing.assert_allclose(pwm[1], motifs.one_hot(words[1]).mean(0), atol=1e-12)
+    with pytest.raises(ValueError, match="fewer than top"):
+        motifs.best_windows(params, x, top=17, per_peptide=True)
+    with pytest.raises(TypeError, match="distinct"):
+        motifs.filter_pwm(params, x, distinct="yes")
+
+
+def test_information_against_a_background_and_the_logo_heights():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(20), size=4)
+    q = rng.dirichlet(np.ones(20))
+    # uniform background: log2(20) minus the entropy; a row equal to the background: 0 bits
+    np.testing.assert_allclose(motifs.information(p, background=np.full(20, 0.05)), np.log2(20) + (p * np.log2(p)).sum(-1))
+    np.testing.assert_allclose(motifs.information(np.stack([q, q]), background=q), 0.0, atol=1e-12)
+    kl = (p * np.log2(p / q)).sum(-1)
+    np.testing.assert_allclose(motifs.information(p, background=q), kl)
+    # the logo's letters stack up to exactly that information (logomaker's transform)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers import plots
+
+    ax = plots.logo(p, background=q)
+    import logomaker
+    import pandas as pd
+
+    heights = logomaker.transform_matrix(pd.DataFrame(p, columns=list(seqs.AMINO_ACIDS)), from_type="probability",
+                                         to_type="information", background=q).to_numpy().sum(1)
+    np.testing.assert_allclose(heights, kl, atol=1e-6)
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="background"):
+        motifs.information(p, background=np.ones(20))
+    with pytest.raises(ValueError, match="background"):
+        plots.logo(p, background=np.ones(3) / 3)

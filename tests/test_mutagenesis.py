@@ -81,3 +81,37 @@ def test_design_climbs_a_linear_model():
     # start j depends on its own key only: fewer starts reproduce the first ones
     one = mutagenesis.design(f, n=6, key=jax.random.PRNGKey(1), starts=1, steps=150)
     np.testing.assert_allclose(one.probabilities[0], d.probabilities[0], atol=1e-6)
+
+
+def test_substitution_regression_recovers_the_slopes_of_a_linear_table():
+    # per-position table W[l, a] = 0.3 charge(a) - 0.2 hydropathy(a) + position noise: every
+    # substitution's effect is exactly 0.3 d(charge) - 0.2 d(hydropathy), so the fit is exact
+    charge = np.array([1.0 if a in "KR" else -1.0 if a in "DE" else 0.0 for a in seqs.AMINO_ACIDS])
+    kd = np.array([seqs.KYTE_DOOLITTLE[a] for a in seqs.AMINO_ACIDS])
+    rng = np.random.default_rng(0)
+    table = np.zeros((24, 21))
+    table[:, 1:] = 0.3 * charge - 0.2 * kd
+    table[:, 0] = rng.normal(size=24)
+    tab = jnp.asarray(table, dtype=jnp.float32)
+    f = jax.jit(lambda xb: jnp.einsum("bla,la->b", xb, tab))
+    maps = mutagenesis.saturation_mutagenesis(f, PEPTIDES, length=24)
+    fit = mutagenesis.substitution_regression(maps, PEPTIDES, np.c_[charge, kd], n_resamples=20)
+    np.testing.assert_allclose(fit.coef, [0.0, 0.3, -0.2], atol=1e-5)
+    np.testing.assert_allclose(fit.boot, np.tile([0.0, 0.3, -0.2], (20, 1)), atol=1e-5)  # no noise: every resample agrees
+    assert fit.n == 19 * sum(len(s) for s in PEPTIDES)
+    # against plain least squares on the stacked substitutions (a model with noise)
+    noisy = [m + rng.normal(size=m.shape) for m in maps]
+    rows, ys = [], []
+    for s, m in zip(PEPTIDES, noisy):
+        for i, a in enumerate(s):
+            k = seqs.AMINO_ACIDS.index(a)
+            for b in range(20):
+                if b != k:
+                    rows.append([1.0, charge[b] - charge[k], kd[b] - kd[k]])
+                    ys.append(m[i, b])
+    want = np.linalg.lstsq(np.array(rows), np.array(ys), rcond=None)[0]
+    np.testing.assert_allclose(mutagenesis.substitution_regression(noisy, PEPTIDES, np.c_[charge, kd], n_resamples=2).coef, want, atol=1e-8)
+    with pytest.raises(ValueError, match="features"):
+        mutagenesis.substitution_regression(maps, PEPTIDES, np.ones((21, 2)))
+    with pytest.raises(ValueError, match="effects\\[1\\]"):
+        mutagenesis.substitution_regression([maps[0], maps[0], maps[2]], PEPTIDES, np.c_[charge])
