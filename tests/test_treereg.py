@@ -11,6 +11,32 @@ from sklearn.tree import DecisionTreeClassifier
 from helpers import treereg as T
 
 
+def test_treereg_reexports_both_modules_and_keeps_its_command_line():
+    """helpers.treereg is split by responsibility (issue 18: modules under ~600 lines) into
+    treereg_model and treereg_study; every public name stays importable from helpers.treereg,
+    as the same object, and `python -m helpers.treereg` still parses its options."""
+    import subprocess
+    import sys
+    import types
+    from pathlib import Path
+
+    from helpers import treereg_model, treereg_study
+
+    for module in (treereg_model, treereg_study):
+        own = [n for n, v in vars(module).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)
+               and getattr(v, "__module__", module.__name__) == module.__name__]
+        assert own, module.__name__
+        for name in own:
+            assert getattr(T, name) is getattr(module, name), name
+            assert name in T.__all__, name
+    assert T._chunk is treereg_model._chunk  # chapter 12's by-hand step calls it
+    root = Path(__file__).resolve().parents[1]
+    for module in ("treereg", "treereg_model", "treereg_study"):
+        assert len((root / "helpers" / f"{module}.py").read_text().splitlines()) < 600, module
+    done = subprocess.run([sys.executable, "-m", "helpers.treereg", "--help"], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0 and "--live" in done.stdout and "--spread" in done.stdout
+
+
 def test_parabola_data_flips_only_near_the_boundary():
     d = T.parabola_data(500, seed=3)
     assert d.x_train.shape == (350, 2) and d.x_test.shape == (150, 2)
