@@ -6,7 +6,8 @@ Every function takes a model as `predict(x [N, F]) -> [N]` (a logit, a score or 
 regression output) and data `x [N, F]`:
 
 - `permutation_importance`: the drop of a score (AUROC, say) when feature j's column is
-  shuffled, repeated `R` times (Breiman 2001; Fisher, Rudin and Dominici 2019).
+  shuffled, repeated `R` times (Breiman 2001; Fisher, Rudin and Dominici 2019);
+  `permutation_importance_bootstrap` repeats it on bootstrap resamples of the rows.
 - `partial_dependence`: `PD_j(z) = mean_i f(z, x_i,-j)` (Friedman 2001): feature j is set
   to z in *every* row, whatever the other features say, so with correlated features the
   model is asked about combinations the data never contain.
@@ -69,6 +70,45 @@ def permutation_importance(predict: Callable, x, y, score: Callable, *, repeats:
             shuffled[j, :, j] = x[perm, j]
         preds = _predict(predict, shuffled.reshape(-1, x.shape[1])).reshape(x.shape[1], len(x))
         out[:, r] = base - np.array([score(y, p) for p in preds])
+    return out
+
+
+def permutation_importance_bootstrap(predict: Callable, x, y, score: Callable, *, resamples: int = 200,
+                                     seed: int = 0, chunk: int = 20) -> np.ndarray:
+    """`[R, F]`: permutation importance on `R = resamples` bootstrap resamples of the rows,
+    one shuffle each: the uncertainty that comes from the finite evaluation set (and from
+    the shuffle) together.
+
+    Resample r draws rows `i_r` (N with replacement) and a permutation `p_r` of them, both
+    from one `np.random.default_rng(seed)`, in that order, r = 0, 1, ...; entry `[r, j]` is
+    `score(y[i_r], f(x[i_r])) - score(y[i_r], f(x[i_r] with column j replaced by
+    x[i_r][p_r, j]))`. The unshuffled predictions are made once (`f(x[i_r]) = f(x)[i_r]`) and
+    the shuffled ones in batched calls of `chunk` resamples (`chunk * F * N` rows each).
+    """
+    validation.check_callable(predict, "predict")
+    validation.check_callable(score, "score")
+    x = check_features(x)
+    y = np.asarray(y)
+    if y.shape != (len(x),):
+        raise ValueError(f"y must have shape [{len(x)}] to match x, got {y.shape}")
+    validation.check_int(resamples, "resamples", minimum=2)
+    validation.check_int(seed, "seed")
+    validation.check_int(chunk, "chunk", minimum=1)
+    n, f = x.shape
+    rng = np.random.default_rng(seed)
+    draws = [(rng.integers(0, n, n), rng.permutation(n)) for _ in range(resamples)]
+    base = _predict(predict, x)
+    out = np.zeros((resamples, f))
+    for start in range(0, resamples, chunk):
+        part = draws[start : start + chunk]
+        rows = np.repeat(np.stack([x[i] for i, _ in part])[:, None], f, axis=1)  # [c, F, N, F]
+        for c, (i, p) in enumerate(part):
+            for j in range(f):
+                rows[c, j, :, j] = x[i[p], j]
+        preds = _predict(predict, rows.reshape(-1, f)).reshape(len(part), f, n)
+        for c, (i, _) in enumerate(part):
+            full = float(score(y[i], base[i]))
+            out[start + c] = [full - float(score(y[i], preds[c, j])) for j in range(f)]
     return out
 
 

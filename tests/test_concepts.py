@@ -84,6 +84,56 @@ def test_tcav_on_a_linear_layer_with_known_gradients():
     assert res_w.p > 0.01
 
 
+@pytest.mark.filterwarnings("ignore:Precision loss occurred")  # concept scores all 0 or all 1: zero spread
+def test_random_table_concepts_are_significant_when_aligned_with_the_used_table():
+    """Chapter 16's random-table negative control, on a model with a known answer.
+
+    Peptides of uniform random residues; the layer is their composition `c [N, 20]`; the
+    model's logit is `softplus(8 t . c)` with t = e_K - e_E (it uses K minus E and nothing
+    else), so every input's gradient is a positive multiple of t and a CAV v scores exactly
+    1 if t . v > 0, else 0. A concept is the top tenth of a table's composition score, as in
+    the chapter. Known answers: the planted table t is detected (score 1, significant); a
+    table with t . r = 0 by symmetry (L minus I: the residues are exchangeable, so swapping
+    K and E maps its concept to itself and flips t) is not; a random normal table, unrelated
+    to the label by construction, is significant whenever its CAVs point consistently to one
+    side of t, in the direction of sign(t . r): what the chapter reports for its random tables
+    (significant = the gradients are consistently on one side of the concept's direction, not
+    the concept is used)."""
+    rng = np.random.default_rng(0)
+    aa = list(seqs.AMINO_ACIDS)
+    peptides = ["".join(rng.choice(aa, int(rng.integers(15, 31)))) for _ in range(1500)]
+    comp = seqs.composition(peptides)  # [1500, 20]
+    t = np.zeros(20)
+    t[aa.index("K")], t[aa.index("E")] = 1.0, -1.0
+    explained = comp[:200]
+    grads = (8.0 / (1.0 + np.exp(-8.0 * explained @ t)))[:, None] * t  # d softplus(8 t.c) / dc
+    sets = K.random_sets(len(comp), runs=20, size=50, seed=0)
+    random_cavs = K.random_cav_set(comp, sets, seed=0)
+
+    def run(table):
+        score = comp @ table
+        rows = K.concept_rows(score >= np.quantile(score, 0.9), runs=20, size=50, seed=1)
+        return K.tcav(comp, grads, rows, sets, random_cavs=random_cavs)
+
+    alpha = 0.05 / 25  # the chapter's Bonferroni bar
+    planted = run(t)
+    assert planted.p < alpha and planted.concept_scores.min() == 1.0
+    sym = np.zeros(20)
+    sym[aa.index("L")], sym[aa.index("I")] = 1.0, -1.0
+    null = run(sym)
+    assert null.accuracy.mean() > 0.7  # as separable as the others: a real, unused concept
+    assert null.p > 0.05 and 0.2 < null.concept_scores.mean() < 0.8
+    n_sig = 0
+    for seed in range(100, 110):  # the chapter's kind of table: standard normal values per amino acid
+        table = np.random.default_rng(seed).standard_normal(20)
+        res = run(table)
+        assert res.accuracy.mean() > 0.7
+        if res.p < alpha:
+            n_sig += 1
+            assert np.sign(res.concept_scores.mean() - res.random_scores.mean()) == np.sign(t @ table)
+    assert n_sig >= 8  # most unrelated tables pass the test: the negative control fails, as in the chapter
+
+
 @pytest.fixture(scope="module")
 def motif_control():
     params, _ = cnn.load_pretrained(synthetic.MOTIF_MODEL)

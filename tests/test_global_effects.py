@@ -1,6 +1,7 @@
 """Global effects against answers that cannot lie: additive models (ALE and partial
 dependence equal the centred shape functions), the correlated case with a known slope,
-permutation importance of an unused feature."""
+permutation importance of an unused feature, the
+batched bootstrap of permutation importance against a plain loop."""
 
 import jax
 import numpy as np
@@ -65,6 +66,34 @@ def test_permutation_importance_of_an_unused_feature_is_zero():
     pi = G.permutation_importance(lambda v: v[:, 0], x, y, metrics.auroc, repeats=5, seed=0)
     assert pi.shape == (3, 5)
     assert np.all(pi[1:] == 0.0) and np.all(pi[0] > 0.2)
+
+
+def test_bootstrap_permutation_importance_is_the_plain_loop():
+    """The batched bootstrap equals resampling, shuffling and scoring one resample at a time."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 3))
+    y = (x[:, 0] + 0.5 * x[:, 1] + 0.5 * rng.normal(size=120) > 0).astype(int)
+    f = lambda v: v[:, 0] + 0.5 * v[:, 1] + 0.1 * v[:, 0] * v[:, 1]  # noqa: E731
+    got = G.permutation_importance_bootstrap(f, x, y, metrics.auroc, resamples=7, seed=3, chunk=3)
+    draw = np.random.default_rng(3)
+    want = []
+    for _ in range(7):
+        i, p = draw.integers(0, 120, 120), draw.permutation(120)
+        xb, yb = x[i], y[i]
+        row = []
+        for j in range(3):
+            shuffled = xb.copy()
+            shuffled[:, j] = xb[p, j]
+            row.append(metrics.auroc(yb, f(xb)) - metrics.auroc(yb, f(shuffled)))
+        want.append(row)
+    np.testing.assert_allclose(got, np.array(want), atol=1e-12)
+    np.testing.assert_allclose(G.permutation_importance_bootstrap(f, x, y, metrics.auroc, resamples=7, seed=3, chunk=7), got)
+    unused = G.permutation_importance_bootstrap(lambda v: v[:, 0], x, y, metrics.auroc, resamples=5, seed=0)
+    assert unused.shape == (5, 3) and np.all(unused[:, 1:] == 0.0) and np.all(unused[:, 0] > 0.1)
+    with pytest.raises(ValueError, match="resamples"):
+        G.permutation_importance_bootstrap(f, x, y, metrics.auroc, resamples=1)
+    with pytest.raises(ValueError, match="y must"):
+        G.permutation_importance_bootstrap(f, x, y[:-1], metrics.auroc)
 
 
 def test_bad_input_is_refused_with_the_argument_named():
