@@ -418,3 +418,83 @@ def test_inputs_edited_in_place_do_not_change_the_expected_values():
     y, s = np.array([0, 1, 0, 1]), np.array([0.1, 0.3, 0.4, 0.9])
     _common._stub_or(zero_scores, y, s, what="x")
     assert s.tolist() == [0.1, 0.3, 0.4, 0.9]  # the caller's array is untouched
+
+
+# ---------------------------------------------------------------- named mistakes (issue 19)
+
+
+def _ig_rule(alphas, weights=None, sign=1.0):
+    """An IG with its own quadrature points `alphas(steps)` and weights (default 1 / K each)."""
+
+    def ig(f, x, b, steps):
+        a = alphas(steps)
+        w = jnp.full(len(a), 1.0 / len(a)) if weights is None else weights(steps)
+        path = b[None] + a[:, None, None] * (x - b)[None]
+        grads = jax.vmap(jax.grad(lambda z: f(z[None])[0]))(path)
+        return sign * (x - b) * jnp.tensordot(w, grads, 1)
+
+    return ig
+
+
+def _zero_fill_occlusion(f, x):
+    n = int((np.asarray(x).argmax(-1) > 0).sum())
+    logits = np.asarray(f(jnp.stack([x] + [x.at[i].set(0.0) for i in range(n)])))
+    return logits[0] - logits[1:]
+
+
+def _shapley_per_coalition(v, n):
+    masks = np.array(list(itertools.product([False, True], repeat=n)))
+    values = np.array([float(v(m[None])[0]) for m in masks])  # 2^n calls of one coalition each
+    return sol("07")["my_shapley"](lambda m: values[np.asarray(m, int) @ (1 << np.arange(n))[::-1]], n)
+
+
+def _conjugate_gradient_stops_at_once(mv, b, tol, maxiter):  # checks |r| < tol before the first step: r = b, x = 0
+    return sol("09")["my_conjugate_gradient"](mv, b, tol, 1)
+
+
+MISTAKES = [  # (check, mistake, the sentence that names it)
+    (checks.check_integrated_gradients, _ig_rule(lambda k: jnp.linspace(0.0, 1.0, k)), "jnp.linspace"),
+    (checks.check_integrated_gradients, _ig_rule(lambda k: (jnp.arange(64) + 0.5) / 64), "not the `steps` = 4"),
+    (checks.check_integrated_gradients, _ig_rule(lambda k: jnp.arange(k) / k), "left Riemann"),
+    (checks.check_integrated_gradients, _ig_rule(lambda k: (jnp.arange(k) + 0.5) / k, sign=-1.0), "sign flipped"),
+    (checks.check_integrated_gradients, _ig_rule(lambda k: (jnp.arange(k) + 0.5) / k, weights=lambda k: jnp.ones(k)),
+     "64 times the right answer.*sum where a mean belongs"),
+    (checks.check_integrated_gradients, lambda f, x, b, steps: None, "returned None.*`return`"),
+    (checks.check_occlusion, _zero_fill_occlusion, "matches filling with zeros"),
+    (checks.check_occlusion, lambda f, x: -sol("06")["my_occlusion"](f, x), "sign flipped"),
+    (checks.check_shapley, lambda v, n: sol("07")["my_shapley"](lambda m: v(np.asarray(m)[:, ::-1]), n),
+     "right ones on the wrong players"),
+    (checks.check_shapley, lambda v, n: -sol("07")["my_shapley"](v, n), "sign flipped"),
+    (checks.check_shapley, _shapley_per_coalition, "called the game 32 times.*one call"),
+    (checks.check_permutation_shapley,
+     lambda v, n, rng, p: sol("07")["my_permutation_shapley"](lambda m: np.concatenate([v(m), v(m)])[: len(m)], n, rng, p),
+     "called the game 2 times on .* coalitions|one call"),
+    (checks.check_conjugate_gradient, _conjugate_gradient_stops_at_once, "wrong stopping rule"),
+    (checks.check_auroc, lambda y, s: None, "returned None"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(MISTAKES)))
+def test_each_named_mistake_gets_its_own_sentence(case):
+    check, mistake, sentence = MISTAKES[case]
+    with pytest.raises(checks.CheckFailed, match=sentence):
+        check(mistake)
+
+
+@pytest.mark.parametrize(("check", "chapter", "name"), [
+    (checks.check_integrated_gradients, "03", "my_integrated_gradients"), (checks.check_occlusion, "06", "my_occlusion"),
+    (checks.check_shapley, "07", "my_shapley"), (checks.check_permutation_shapley, "07", "my_permutation_shapley")])
+def test_stricter_checks_pass_the_book_answer_on_grading_cases(check, chapter, name):
+    for seed in (None, 11, 12):
+        assert "pass" in check(sol(chapter)[name], seed=seed)
+
+
+def test_integer_answers_and_flipped_mcc_get_their_own_sentence():
+    mine = sol("01")["my_auroc"]
+    assert "pass" in checks.check_auroc(lambda y, s: mine(y, s))
+    with pytest.raises(checks.CheckFailed, match="is an integer"):
+        checks.check_auroc(lambda y, s: int(mine(y, s)))
+    with pytest.raises(checks.CheckFailed, match="is an integer"):
+        checks.check_mcc(lambda y, p: np.int64(sol("01")["my_mcc"](y, p)))
+    with pytest.raises(checks.CheckFailed, match="sign flipped"):
+        checks.check_mcc(lambda y, p: -sol("01")["my_mcc"](y, p))

@@ -99,7 +99,7 @@ def test_grade_a_folder_of_submissions(tmp_path):
     assert got == EXPECTED, got
     assert all(r["max"] == "4.0" and r["status"] == "graded" for r in rows.values())
     text = (feedback / "cheats" / f"{ch1.stem}.txt").read_text()
-    assert "write it yourself" in text and "may not use the module `helpers.course" in text
+    assert "write it yourself" in text and "may not use" in text and "the module `helpers.course.checks" in text
 
 
 def test_fresh_check_ignores_a_monkeypatched_check_module(monkeypatch):
@@ -248,6 +248,21 @@ def test_forbidden_calls_are_caught_by_file_and_name():
     assert sys.getprofile() is None  # the hook is removed after the check
 
 
+def test_an_answer_may_call_an_earlier_exercise():
+    """Chapter 5's DeepLIFT answer calls the rescale multiplier of the exercise before it: the
+    test cell sends that function's cell first."""
+    import jax
+    import jax.numpy as jnp
+
+    ns = {"np": np, "jnp": jnp, "jax": jax}
+    exs = exercises.exercises(ROOT / "chapters" / "05_deeplift.ipynb")
+    for k, ex in enumerate(exs):
+        _answer_cell(ex.solution, ns, f"ch05-{k}")
+    test = course_otter._test(exs[1], hidden=False, limit_s=300, uses=(exs[0].function,)).source
+    assert "uses=" in test
+    exec(compile(test, "<otter test>", "exec"), ns)
+
+
 def test_filter_and_lint():
     from helpers.course import sandbox
 
@@ -292,3 +307,15 @@ def test_master_notebook_has_one_question_per_exercise_with_public_and_hidden_te
     assert len(tests) == 4 and sum("hidden: true" in s for s in tests) == 2
     assert all("run_path" in s and "salt" not in s for s in tests)  # loaded afresh; no secret in the tests
     assert sys.modules["helpers.course.otter"] is course_otter
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ex", exercises.all_exercises(), ids=lambda e: e.name)
+def test_every_book_answer_passes_in_the_fresh_process(ex):
+    """The book's answer cell, graded as a submission (filtered, linted, run in a fresh process
+    with its hidden cases, after the chapter's earlier answer cells, which an answer may call):
+    passes, so the isolation refuses nothing a right answer needs."""
+    chapter = exercises.exercises(ROOT / "chapters" / f"{ex.chapter}.ipynb")
+    source = "\n\n".join(e.solution for e in chapter[: chapter.index(ex) + 1])
+    out = grading.isolated_check(ex.check, ex.function, source, seed=12345, limit_s=300)
+    assert out["passed"], out["message"]

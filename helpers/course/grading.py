@@ -70,17 +70,25 @@ def isolated_check(name: str, function: str, source: str, *, seed: int | None = 
 
 
 def run_check(name: str, student: Callable, *, function: str | None = None, hidden: bool = False,
-              source: str | None = None, salt: str | None = None, limit_s: int = 120) -> str:
+              source: str | None = None, salt: str | None = None, limit_s: int = 120, uses: list | None = None) -> str:
     """Run the check `name` on `student` in a fresh process: the book's cases, or
     (`hidden=True`) the hidden cases seeded by the graded source and the grading secret
     (`salt`, else the environment variable `COURSE_GRADING_SALT`). `source` defaults to the
     cell that defined `student`. Returns the check's summary; raises AssertionError with its
     sentence when it fails or after `limit_s` seconds. `function` is the name the exercise
-    asks for (default: `student.__name__`)."""
+    asks for (default: `student.__name__`); `uses`: the functions of the chapter's earlier
+    exercises (an answer may call them), whose cells are sent first."""
     if not callable(student):
         raise AssertionError(f"{name}: the function to check is not defined yet (got {type(student).__name__})")
     function = function or getattr(student, "__name__", "")
     source = cell_source(student) if source is None else source
+    cells = []
+    for earlier in uses or ():
+        if callable(earlier) and getattr(earlier, "__code__", None) is not None:
+            text = cell_source(earlier)
+            if text not in cells and text != source:
+                cells.append(text)
+    source = "\n\n".join([*cells, source])
     seed = None
     if hidden:
         salt = os.environ.get(SALT_ENV) if salt is None else salt
@@ -97,8 +105,11 @@ def run_check(name: str, student: Callable, *, function: str | None = None, hidd
     return result["message"]
 
 
-def test_cell(check: str, function: str, *, hidden: bool, limit_s: int) -> str:
-    """The code of an Otter test: loads this file afresh and runs `run_check`."""
+def test_cell(check: str, function: str, *, hidden: bool, limit_s: int, uses: tuple = ()) -> str:
+    """The code of an Otter test: loads this file afresh and runs `run_check` (`uses`: the
+    names of the chapter's earlier exercise functions)."""
+    uses_arg = f", uses=[globals().get(_n) for _n in {tuple(uses)!r}]" if uses else ""
     return ("import importlib.util as _grading_util, runpy as _grading_runpy\n"
             "_grading = _grading_runpy.run_path(_grading_util.find_spec('helpers.course.grading').origin)\n"
-            f"assert _grading['run_check']({check!r}, {function}, function={function!r}, hidden={hidden}, limit_s={limit_s})")
+            f"assert _grading['run_check']({check!r}, {function}, function={function!r}, hidden={hidden}, "
+            f"limit_s={limit_s}{uses_arg})")

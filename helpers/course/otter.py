@@ -85,10 +85,10 @@ def solution_cell(source: str) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _test(ex: Exercise, *, hidden: bool, limit_s: int) -> nbformat.NotebookNode:
+def _test(ex: Exercise, *, hidden: bool, limit_s: int, uses: tuple = ()) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell(
         f'""" # BEGIN TEST CONFIG\nhidden: {"true" if hidden else "false"}\npoints: 1\n""" # END TEST CONFIG\n'
-        + test_cell(ex.check, ex.function, hidden=hidden, limit_s=limit_s))
+        + test_cell(ex.check, ex.function, hidden=hidden, limit_s=limit_s, uses=uses))
 
 
 def master_notebook(path: str | Path, *, limit_s: int = 120) -> nbformat.NotebookNode:
@@ -111,13 +111,14 @@ def master_notebook(path: str | Path, *, limit_s: int = 120) -> nbformat.Noteboo
                                          "start with an underscore."),
            nbformat.v4.new_code_cell(SETUP)]
     previous_end = -1
-    for ex in exs:
+    for k, ex in enumerate(exs):
+        uses = tuple(e.function for e in exs[:k] if e.function != ex.function)  # an answer may call earlier ones
         out += [_raw(f"# BEGIN QUESTION\nname: {ex.name}"),
                 nbformat.v4.new_markdown_cell(_prompt(cells, ex, previous_end) or f"Write `{ex.function}`."),
                 _raw("# BEGIN SOLUTION"), nbformat.v4.new_code_cell(solution_cell(ex.solution)), _raw("# END SOLUTION"),
                 _raw("# BEGIN TESTS"),
-                _test(ex, hidden=False, limit_s=limit_s),
-                _test(ex, hidden=True, limit_s=limit_s),
+                _test(ex, hidden=False, limit_s=limit_s, uses=uses),
+                _test(ex, hidden=True, limit_s=limit_s, uses=uses),
                 _raw("# END TESTS"), _raw("# END QUESTION")]
         previous_end = ex.check_cell
     nb = nbformat.v4.new_notebook(cells=out)

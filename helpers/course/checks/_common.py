@@ -42,6 +42,8 @@ def _stub_or(student: Callable, *args, what: str):
         out = student(*_handout(args))
     except NotImplementedError as e:
         raise CheckFailed(f"{what} is not written yet ({e})") from None
+    if out is None:
+        raise CheckFailed(f"{what} returned None: the function ends without a `return` of its result")
     parts = out if isinstance(out, tuple) else (out,)
     if not all(np.isfinite(np.asarray(p, dtype=float)).all() for p in parts if not isinstance(p, str)):
         raise CheckFailed(f"{what} returned NaN or infinite values")
@@ -155,7 +157,9 @@ def forbid(*helpers: Callable, exercise: str):
             for fn in _functions(helper):
                 name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
                 message = f"{exercise}: write it yourself (your code called `{name}`, which the exercise forbids)"
-                keys[(fn.__code__.co_filename, fn.__code__.co_qualname)] = message
+                if "<locals>" not in fn.__code__.co_qualname:  # a closure's code is shared by every closure its
+                    # factory makes (JAX's api_boundary wrapper wraps jit, grad, vmap ...): only the swap covers it
+                    keys[(fn.__code__.co_filename, fn.__code__.co_qualname)] = message
                 saved.append((fn, fn.__code__))
                 fn.__code__ = _raiser_code(message, len(fn.__code__.co_freevars))
         del _TRIPPED[:]
@@ -202,6 +206,32 @@ def _peptides(seed: int | None) -> tuple[str, ...]:
     rng = _rng(seed, 1)
     letters = list(seqs_lib.AMINO_ACIDS)
     return tuple("".join(rng.choice(letters, int(n))) for n in rng.integers(8, 26, 3))
+
+
+def _hint(got, want, *, items: str = "entries") -> str:
+    """A sentence (starting with "; ") naming the typical mistake `got` shows against `want`,
+    or "" when it is none of them: the sign flipped, a constant multiple (a sum where a mean
+    belongs, weights that do not add up to 1), or the right values in the wrong order
+    (`items`: what the entries are, e.g. "players")."""
+    got, want = np.asarray(got, float), np.asarray(want, float)
+    if got.shape != want.shape or not np.isfinite(got).all():
+        return ""
+    scale = float(np.abs(want).max()) if want.size else 0.0
+    if scale < 1e-9:
+        return ""
+    tol = 1e-3 * scale
+    if np.abs(got - want).max() <= tol:
+        return ""
+    if np.abs(got + want).max() <= tol:
+        return "; yours is the right answer with its sign flipped (check which term is subtracted from which)"
+    if want.size >= 3:
+        c = float(got.ravel() @ want.ravel() / (want.ravel() @ want.ravel()))
+        if abs(c - 1.0) > 1e-2 and abs(c) > 1e-6 and np.abs(got - c * want).max() <= tol * max(1.0, abs(c)):
+            return (f"; yours is {c:.4g} times the right answer everywhere: a sum where a mean belongs (or a mean "
+                    "where a sum belongs), or weights that do not add up to 1")
+        if got.ndim == 1 and np.abs(np.sort(got) - np.sort(want)).max() <= tol:
+            return f"; yours has the right values on the wrong {items} (check the order of the {items})"
+    return ""
 
 
 def _off(got: np.ndarray, want: np.ndarray) -> float:

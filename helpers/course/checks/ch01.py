@@ -13,6 +13,11 @@ import numpy as np
 from helpers.course.checks._common import CheckFailed, _collect, _rng
 
 
+def _integer(out) -> bool:
+    """Whether an answer came back as an integer (Python int, or an integer/bool array)."""
+    return isinstance(out, int | np.integer) or np.asarray(out).dtype.kind in "iub"
+
+
 def _shuffled(y, s, rng, seed):
     """The case as given (`seed=None`), or in a random order with scores a * s + b, a > 0."""
     y, s = np.asarray(y), np.asarray(s, float)
@@ -43,11 +48,15 @@ def check_auroc(student: Callable, *, seed: int | None = None) -> str:
         y[:2] = (0, 1)
         cases.append((y, rng.integers(0, 5, n).astype(float)))
         names.append(f"random scores with many ties ({k + 1} of 3)")
-    outs = _collect(student, cases, what="your AUROC", forbidden=(metrics.auroc, roc_auc_score, roc_curve, auc))
-    for (y, s), got, name in zip(cases, outs, names, strict=True):
+    raw = _collect(student, cases, what="your AUROC", forbidden=(metrics.auroc, roc_auc_score, roc_curve, auc), raw=True)
+    for (y, s), out, name in zip(cases, raw, names, strict=True):
+        got = np.asarray(out, dtype=float)
         if got.shape != ():
             raise CheckFailed(f"for {name} return one number, the AUROC; yours has shape {got.shape}")
         err = abs(float(got) - metrics.auroc(y, s))
+        if err > 1e-6 and _integer(out):
+            raise CheckFailed(f"for {name} your AUROC is off by {err:.3g} and is an integer ({np.asarray(out).dtype}): "
+                              "a share of pairs needs float division (not //, int() or an integer array)")
         if err > 1e-6:  # float32 (jnp) answers land within ~2e-8; one wrong pair or count moves it by over 1e-4
             raise CheckFailed(f"for {name} your AUROC is off by {err:.3g}: it is the share of (positive, negative) "
                               "pairs the scores order correctly, ties counting one half")
@@ -78,11 +87,18 @@ def check_mcc(student: Callable, *, seed: int | None = None) -> str:
         cases.append((y, pred))
         names.append(f"random predictions, mostly right ({k + 1} of 3)")
     cases = [(np.asarray(y), np.asarray(p)) for y, p in cases]
-    outs = _collect(student, cases, what="your MCC", forbidden=(metrics.classification_metrics, matthews_corrcoef))
-    for (y, pred), got, name in zip(cases, outs, names, strict=True):
+    raw = _collect(student, cases, what="your MCC", forbidden=(metrics.classification_metrics, matthews_corrcoef), raw=True)
+    for (y, pred), out, name in zip(cases, raw, names, strict=True):
+        got = np.asarray(out, dtype=float)
         if got.shape != ():
             raise CheckFailed(f"for {name} return one number, the MCC; yours has shape {got.shape}")
-        err = abs(float(got) - metrics.classification_metrics(y, 2.0 * pred - 1.0)["mcc"])
+        want = metrics.classification_metrics(y, 2.0 * pred - 1.0)["mcc"]
+        err = abs(float(got) - want)
+        if err > 1e-6 and _integer(out):
+            raise CheckFailed(f"for {name} your MCC is off by {err:.3g} and is an integer ({np.asarray(out).dtype}): "
+                              "the ratio needs float division (not //, int() or an integer array)")
+        if err > 1e-6 and abs(float(got) + want) <= 1e-6:
+            raise CheckFailed(f"for {name} your MCC has its sign flipped: TP TN - FP FN, not FP FN - TP TN")
         if err > 1e-6:  # float32 (jnp) answers land within ~2e-8; one wrong pair or count moves it by over 1e-4
             raise CheckFailed(f"for {name} your MCC is off by {err:.3g}: "
                               "(TP TN - FP FN) / sqrt((TP + FP)(TP + FN)(TN + FP)(TN + FN)), and 0 when a factor is 0")

@@ -118,6 +118,10 @@ def check_conjugate_gradient(student: Callable, *, seed: int | None = None) -> s
             raise CheckFailed(f"for {name} x must have b's shape {b.shape}; yours has {got.shape}")
         residual = float(np.linalg.norm(np.asarray(a @ jnp.asarray(got, jnp.float32) - b)) / np.linalg.norm(np.asarray(b)))
         if residual > 1e-4:
+            if count["calls"] < min(maxiter, 5):  # stopped early: the 5-eigenvalue system needs 5 products
+                raise CheckFailed(f"for {name} your x leaves a relative residual |A x - b| / |b| = {residual:.2g} after "
+                                  f"only {count['calls']} products: a wrong stopping rule; stop when |r| <= tol |b| "
+                                  "(or after maxiter steps), not on the first small step or before the residual is checked")
             raise CheckFailed(f"for {name} your x leaves a relative residual |A x - b| / |b| = {residual:.2g} "
                               "(asked for 1e-5): check the step alpha = r.r / p.Ap and the direction update p = r + beta p")
         if count["calls"] > maxiter + 1:
