@@ -1,0 +1,219 @@
+"""Damped influence on the shipped CNN itself (all its parameters), chapter 9's last study.
+
+Shape glossary: N training peptides, P = 33 280 parameters of the whole CNN (conv layers
+included), L = 190 positions, A = 21 channels.
+
+The shipped CNN (`helpers.model.load_pretrained`) was trained by AdamW with early stopping:
+it is not at a minimum of its training objective
+
+    R(theta) = (1 / N) sum_i loss_i(theta) + (WEIGHT_DECAY / 2) |theta|^2
+
+(|grad R| is far from zero there) and the loss is not convex, so the Hessian H may have
+negative eigenvalues. Koh & Liang (2017, sec. 4.2) add a damping d I to H; Bae et al. (2022)
+show that damped influence at parameters that are not a minimum estimates a *proximal*
+response that starts from those parameters, not leave-one-out. This module computes
+
+  - `s = (H + d I)^-1 g` by conjugate gradients, for g the gradient of the test peptide's
+    loss and of its logit f(x_test) (the dmol-book's influence on the prediction);
+  - the predicted effect of removing training peptide j: `grad loss_j . s / N`;
+  - what it estimates, by retraining: the *tilted proximal response*
+        theta_j = argmin R_w(theta) - grad R(theta0) . (theta - theta0) + (d / 2) |theta - theta0|^2
+    with w = 1 but w_j = 0, started at theta0 = the shipped parameters. The linear tilt
+    makes theta0 a stationary point of the objective with every peptide in (Bae et al.'s
+    PBRF does the same with a Bregman divergence in output space), so the change theta_j -
+    theta0 is the response to the removal alone, and damped influence is exactly its
+    first-order approximation. With `H + d I` indefinite the objective has no minimum near
+    theta0 and the fit runs off: that is why the damping is needed.
+
+`python -m helpers.influence_cnn` writes `helpers/pretrained/influence_cnn.npz`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import optax.tree_utils as otu
+
+from helpers import influence, validation
+
+CNN_FILE = "influence_cnn.npz"
+WEIGHT_DECAY = 1e-3  # the shipped training's (AdamW's, decoupled), here as the L2 term of R
+DAMPINGS = (1e-1, 1.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _apply():
+    from helpers import model as model_lib
+
+    return model_lib.make_model().apply
+
+
+def cnn_loss(params, x: jax.Array, y: jax.Array) -> jax.Array:
+    """Per-example loss `[B]` of the whole CNN on one-hot `x [B, L, A]`: binary cross-entropy
+    of its logits against `y [B]` (the interface of `helpers.influence`)."""
+    return optax.sigmoid_binary_cross_entropy(_apply()(params, x), y)
+
+
+def cnn_logit(params, x: jax.Array, y: jax.Array) -> jax.Array:
+    """The logits `[B]` f(x) as a 'loss' that ignores `y`: its gradient is the gradient of the
+    prediction, what influence on the prediction uses instead of the loss's."""
+    del y
+    return _apply()(params, x)
+
+
+@functools.partial(jax.jit, static_argnames=("loss_fn", "maxiter"))
+def _tilted_fit(params, x, y, w, weight_decay, damping, rtol, *, loss_fn, maxiter):
+    theta0, unravel = influence.flatten(params)
+    base = influence._objective(loss_fn, unravel, x, y, weight_decay)
+    g0 = jax.grad(base)(theta0, jnp.ones(x.shape[0], theta0.dtype))  # grad R at theta0, all peptides in
+
+    def fun(t):
+        dt = t - theta0
+        return base(t, w) - jnp.vdot(g0, dt) + 0.5 * damping * jnp.vdot(dt, dt)
+
+    opt = optax.lbfgs()
+    value_and_grad = optax.value_and_grad_from_state(fun)
+    start = jnp.linalg.norm(jax.grad(fun)(theta0))
+
+    def cond(c):
+        t, state = c
+        k = otu.tree_get(state, "count")
+        gn = jnp.linalg.norm(otu.tree_get(state, "grad"))
+        return (k == 0) | ((k < maxiter) & (gn > rtol * start))
+
+    def body(c):
+        t, state = c
+        value, g = value_and_grad(t, state=state)
+        updates, state = opt.update(g, state, t, value=value, grad=g, value_fn=fun)
+        return optax.apply_updates(t, updates), state
+
+    t, state = jax.lax.while_loop(cond, body, (theta0, opt.init(theta0)))
+    return unravel(t), otu.tree_get(state, "count"), jnp.linalg.norm(jax.grad(fun)(t)) / start
+
+
+def tilted_fit(loss_fn, params, x, y, *, removed: int, weight_decay: float, damping: float,
+               rtol: float = 1e-3, maxiter: int = 200):
+    """`(params_j, iterations, relative_grad_norm)`: the tilted proximal response to removing
+    training example `removed` (module docstring), by L-BFGS from `params` until the
+    objective's gradient is `rtol` times its starting norm (or `maxiter` steps)."""
+    x, y = influence.check_examples(x, y)
+    n = x.shape[0]
+    removed = validation.check_int(removed, "removed", minimum=0, maximum=n - 1)
+    damping = validation.check_number(damping, "damping", nonnegative=True)
+    validation.check_number(rtol, "rtol", positive=True)
+    validation.check_int(maxiter, "maxiter", minimum=1)
+    theta0, _ = influence.flatten(params)
+    w = jnp.ones(n, theta0.dtype).at[removed].set(0.0)
+    p, k, gn = _tilted_fit(params, x, y, w, float(weight_decay), damping, float(rtol), loss_fn=loss_fn,
+                           maxiter=int(maxiter))
+    return p, int(k), float(gn)
+
+
+def test_gradients(params, x_test, y_test) -> jax.Array:
+    """`[2, P]`: the gradient of the test peptide's loss and of its logit (`x_test [1, L, A]`)."""
+    g_loss = influence.per_example_grads(cnn_loss, params, x_test, y_test)[0]
+    g_logit = influence.per_example_grads(cnn_logit, params, x_test, y_test)[0]
+    return jnp.stack([g_loss, g_logit])
+
+
+def cnn_study(*, dampings: tuple[float, ...] = DAMPINGS, largest: int = 3, random: int = 3, seed: int = 0,
+              cg_tol: float = 1e-4, cg_maxiter: int = 150, fit_rtol: float = 1e-3, fit_maxiter: int = 60,
+              undamped_maxiter: int = 30, n_train: int | None = None, command: str = "") -> dict[str, np.ndarray]:
+    """Damped influence of every training peptide on the shipped CNN's worst test error
+    (the test peptide of highest loss), on its loss and on its logit, for each damping;
+    then the tilted proximal retraining (module docstring) without the `largest` training
+    peptides of largest predicted |effect on the loss| at `dampings[0]` and `random` drawn
+    with `seed`, at every damping. `n_train` keeps the first n training peptides (tests)."""
+    from helpers import data as data_lib
+    from helpers import model as model_lib
+
+    params, _ = model_lib.load_pretrained()
+    train, test = data_lib.load_split("train"), data_lib.load_split("test")
+    x, y = jnp.asarray(train.x), jnp.asarray(train.y, jnp.float32)
+    if n_train is not None:
+        x, y = x[:n_train], y[:n_train]
+    n = x.shape[0]
+    xt, yt = jnp.asarray(test.x), jnp.asarray(test.y, jnp.float32)
+    test_losses = np.concatenate([np.asarray(cnn_loss(params, xt[i : i + 512], yt[i : i + 512]))
+                                  for i in range(0, len(yt), 512)])
+    ti = int(np.argmax(test_losses))
+    x1, y1 = xt[ti : ti + 1], yt[ti : ti + 1]
+    objective, theta0, _ = influence.make_objective(cnn_loss, params, x, y, weight_decay=WEIGHT_DECAY)
+    grad_norm = float(jnp.linalg.norm(jax.grad(objective)(theta0, jnp.ones(n))))
+    g = test_gradients(params, x1, y1)  # [2, P]
+    hvp = influence.make_hvp(cnn_loss, params, x, y, weight_decay=WEIGHT_DECAY)
+    undamped = influence.conjugate_gradient(hvp, g[0], maxiter=undamped_maxiter, tol=cg_tol)
+    out = {"config_command": np.array(command), "config_seed": np.array(seed),
+           "config_dampings": np.array(dampings), "config_weight_decay": np.array(WEIGHT_DECAY),
+           "config_cg_tol": np.array(cg_tol), "config_fit_rtol": np.array(fit_rtol), "config_n_train": np.array(n),
+           "test_index": np.array(ti), "test_loss": np.array(test_losses[ti]),
+           "test_logit": np.asarray(cnn_logit(params, x1, y1))[0], "grad_norm": np.array(grad_norm),
+           "undamped_negative_curvature": np.asarray(undamped.negative_curvature),
+           "undamped_iterations": np.asarray(undamped.iterations)}
+    solves, removal = [], []
+    for d in dampings:
+        s = influence.conjugate_gradient(hvp, g, damping=d, tol=cg_tol, maxiter=cg_maxiter)
+        solves.append(s)
+        removal.append(np.asarray(influence.directional_derivatives(cnn_loss, params, x, y, s.x)) / n)  # [2, N]
+    removal = np.stack(removal)  # [D, 2, N]: predicted change of (test loss, test logit) without i
+    top = np.argsort(-np.abs(removal[0, 0]))[:largest]
+    rest = np.setdiff1d(np.arange(n), top)
+    rand = np.random.default_rng(seed).choice(rest, random, replace=False)
+    removed = np.concatenate([top, rand])
+    actual = np.zeros((len(dampings), 2, len(removed)))
+    iters = np.zeros((len(dampings), len(removed)), int)
+    fit_gn = np.zeros((len(dampings), len(removed)))
+    for a, d in enumerate(dampings):
+        for r, j in enumerate(removed):
+            p, k, gn = tilted_fit(cnn_loss, params, x, y, removed=int(j), weight_decay=WEIGHT_DECAY, damping=float(d),
+                                  rtol=fit_rtol, maxiter=fit_maxiter)
+            actual[a, 0, r] = float(cnn_loss(p, x1, y1)[0]) - test_losses[ti]
+            actual[a, 1, r] = float(cnn_logit(p, x1, y1)[0]) - out["test_logit"]
+            iters[a, r], fit_gn[a, r] = k, gn
+    out.update({
+        "s": np.stack([np.asarray(s.x) for s in solves]),  # [D, 2, P]
+        "cg_iterations": np.stack([np.asarray(s.iterations) for s in solves]),  # [D, 2]
+        "cg_residual": np.stack([np.asarray(s.residual) for s in solves]),
+        "cg_negative_curvature": np.stack([np.asarray(s.negative_curvature) for s in solves]),
+        "removal": removal.astype(np.float32), "removed": removed,
+        "chosen": np.array(["largest"] * largest + ["random"] * random),
+        "predicted": removal[:, :, removed],  # [D, 2, R]
+        "actual": actual, "fit_iterations": iters, "fit_rel_grad": fit_gn,
+    })
+    return out
+
+
+def load(path=None) -> dict[str, np.ndarray]:
+    """Every array of the shipped `influence_cnn.npz` (or of the file at `path`)."""
+    from helpers import influence_experiments
+
+    return influence_experiments.load_study(CNN_FILE, path)
+
+
+def main(argv=None) -> None:
+    import argparse
+    import sys
+    import time
+
+    from helpers import model as model_lib
+
+    p = argparse.ArgumentParser(prog="python -m helpers.influence_cnn",
+                                description=f"Damped influence on the whole shipped CNN ({CNN_FILE}).")
+    p.add_argument("--out", default=None, help="output .npz (default: the shipped file)")
+    p.add_argument("--small", action="store_true", help="400 training peptides, 1+1 removals: a smoke test")
+    a = p.parse_args(argv)
+    t0 = time.perf_counter()
+    command = "python -m helpers.influence_cnn" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    kw = dict(n_train=400, largest=1, random=1, cg_maxiter=100, fit_maxiter=100, undamped_maxiter=20) if a.small else {}
+    out = cnn_study(command=command, **kw)
+    out_path = a.out or str(model_lib.pretrained_dir() / CNN_FILE)
+    np.savez_compressed(out_path, **out)
+    print(f"{CNN_FILE}: done in {time.perf_counter() - t0:.0f} s -> {out_path}")
+
+
+if __name__ == "__main__":
+    main()
