@@ -12,9 +12,11 @@ position-specific scoring matrix. Two position weight matrices (PWMs) follow fro
 - `filter_pwm`: the amino-acid frequencies of the `top` windows with the highest score over a
   set of peptides (windows wholly inside a peptide), the DeepBind/Basset recipe. It shows what
   the filter responds to *in real peptides*, background composition included. By default
-  every window counts; `per_peptide=True` takes one window per peptide (DeepBind) and
-  `distinct=True` drops repeated windows, so that near-identical analogues of one peptide
-  do not fill the PWM (`best_windows` returns which windows were used).
+  every window counts; `per_peptide=True` takes one window per peptide (DeepBind's rule;
+  DeepBind kept the best window of every test sequence whose response passed a threshold,
+  while the `top` cut is ours) and `distinct=True` drops repeated windows (also ours), so
+  that near-identical analogues of one peptide do not fill the PWM (`best_windows` returns
+  which windows were used).
 - `softmax_pwm`: `p_j(a) ∝ exp(beta W[j, a])`. A PWM p scores a window by the log-likelihood
   ratio `sum_j log(p_j(a_j) / q(a_j))`; against the uniform background q this equals
   `beta sum_j W[j, a_j]` up to a constant per position exactly when p is this softmax, so the
@@ -90,8 +92,9 @@ def best_windows(params, x, *, top: int = 100, per_peptide: bool = False, distin
     """`[C, top, 2]`: per filter, the (peptide, centre position) of its `top` highest-scoring
     windows of k residues lying wholly inside a peptide of `x [N, L, A]`, best first.
 
-    `per_peptide=True` lets each peptide contribute only its best window (DeepBind's rule:
-    the windows are then drawn from `top` different peptides); `distinct=True` keeps a
+    `per_peptide=True` lets each peptide contribute only its best window (DeepBind's
+    one-window-per-sequence rule; the `top` cut is ours): the windows are then drawn from
+    `top` different peptides; `distinct=True` (ours, not DeepBind's) keeps a
     window only if its k residues differ from every better-scoring window already taken
     (analogue series repeat the same window many times). Ties keep the data's order."""
     w, _ = first_layer(params)
