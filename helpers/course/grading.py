@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import linecache
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -77,14 +78,15 @@ def run_check(name: str, student: Callable, *, function: str | None = None, hidd
     cell that defined `student`. Returns the check's summary; raises AssertionError with its
     sentence when it fails or after `limit_s` seconds. `function` is the name the exercise
     asks for (default: `student.__name__`); `uses`: the functions of the chapter's earlier
-    exercises (an answer may call them), whose cells are sent first."""
+    exercises (an answer may call them), whose cells are sent first when the answer names them."""
     if not callable(student):
         raise AssertionError(f"{name}: the function to check is not defined yet (got {type(student).__name__})")
     function = function or getattr(student, "__name__", "")
     source = cell_source(student) if source is None else source
     cells = []
-    for earlier in uses or ():
-        if callable(earlier) and getattr(earlier, "__code__", None) is not None:
+    for earlier in uses or ():  # only those the answer names: another cell's mistakes stay its own
+        if callable(earlier) and getattr(earlier, "__code__", None) is not None \
+                and re.search(rf"\b{re.escape(earlier.__name__)}\b", source):
             text = cell_source(earlier)
             if text not in cells and text != source:
                 cells.append(text)
