@@ -14,7 +14,9 @@ arithmetic changes by rounding steps (`rerun_spread`, `helpers/pretrained/treere
 unregularised and tree-regularised training are chaotic, so a rerun on another machine is
 compared with a shipped run only within that spread (`rerun_band`). `--extra` retrains a
 finer L2 grid and the two settings of chapter 12's key comparison with their test logits
-(`extra_runs`; default output `helpers/pretrained/treereg_extra.npz`, not shipped). `--live` trains
+(`extra_runs`; default output `helpers/pretrained/treereg_extra.npz`, not shipped); `--extra --l2-only`
+retrains only the L2 grid, 0.005 to 0.01, three seeds (`helpers/pretrained/treereg_extra_l2.npz`, shipped:
+chapter 12's low-APL verdict). `--live` trains
 chapter 12's tree-regularised run (lambda 3, seed 0; minutes of CPU) and stores its weights and
 history (`live_run`, `load_live_run`, `helpers/pretrained/treereg_live.npz`). The same methods on the peptide
 descriptors: `helpers.treereg_real`.
@@ -63,6 +65,8 @@ from helpers.treereg_model import (
 from helpers.treereg_study import (
     BAND_FLOOR,
     EXTRA_FILE,
+    EXTRA_L2_FILE,
+    EXTRA_L2_STRENGTHS,
     EXTRA_STRENGTHS,
     LIVE_FILE,
     SPREAD_FILE,
@@ -85,6 +89,8 @@ from helpers.treereg_study import (
 __all__ = [
     "BAND_FLOOR",
     "EXTRA_FILE",
+    "EXTRA_L2_FILE",
+    "EXTRA_L2_STRENGTHS",
     "EXTRA_STRENGTHS",
     "Evaluation",
     "LIVE_FILE",
@@ -139,6 +145,7 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, default=3, help="network initialisations per setting")
     p.add_argument("--small", action="store_true", help="one strength per regulariser, one seed, a small network: a smoke test")
     p.add_argument("--extra", action="store_true", help="the finer L2 grid and the key comparison's test logits (extra_runs)")
+    p.add_argument("--l2-only", action="store_true", help="with --extra: only the finer L2 grid, 0.005 to 0.01 (shipped as treereg_extra_l2.npz)")
     p.add_argument("--live", action="store_true", help="chapter 12's tree-regularised run, lambda 3, seed 0 (live_run)")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
@@ -152,7 +159,12 @@ def main(argv=None) -> None:
     if a.extra:
         out_path = a.out or str(pretrained_dir() / EXTRA_FILE)
         kw = dict(strengths={"l2": (1e-2,)}, seeds=(0,), hidden=(16, 16)) if a.small else dict(seeds=tuple(range(a.seeds)))
+        if a.l2_only and not a.small:
+            kw["strengths"] = {"l2": EXTRA_L2_STRENGTHS}
+            out_path = a.out or str(pretrained_dir() / EXTRA_L2_FILE)
         out = extra_runs(steps=a.steps, **kw)
+        out["config_command"] = np.array("python -m helpers.treereg --extra" + (" --l2-only" if a.l2_only else "")
+                                         + (" --small" if a.small else "") + f" --steps {a.steps} --seeds {a.seeds}")
         np.savez_compressed(out_path, **out)
         print(f"{len(out['extra_seed'])} runs in {time.perf_counter() - t0:.0f} s -> {out_path}")
         return

@@ -5,7 +5,8 @@
 `rerun_spread` measures how far single runs move when the arithmetic changes by rounding
 steps (`treereg_spread.npz`), and `rerun_band` turns it into the band within which a rerun
 on another machine is compared with a shipped run; `extra_runs` retrains a finer L2 grid and
-the key comparison's settings with their test logits (`treereg_extra.npz`, not shipped);
+the key comparison's settings with their test logits (`treereg_extra.npz`, not shipped; its L2
+grid alone, `treereg_extra_l2.npz`, is shipped);
 `live_run` / `load_live_run` store and load chapter 12's tree-regularised run
 (`treereg_live.npz`); `load_sweep` reads any of these files from `helpers/pretrained`.
 
@@ -111,6 +112,9 @@ EXTRA_FILE = "treereg_extra.npz"  # written by `python -m helpers.treereg --extr
 # A finer L2 grid where the sweep's L2 settings jump from APL ~2.7 to ~1.2, and the two
 # settings of chapter 12's key comparison below the threshold, rerun for their test logits.
 EXTRA_STRENGTHS = {"l2": (6e-3, 7e-3, 8e-3, 9e-3, 1e-2), "tree": (20.0,)}
+EXTRA_L2_FILE = "treereg_extra_l2.npz"  # shipped: `python -m helpers.treereg --extra --l2-only`
+# The L2 grid alone (its ends, 0.005 and 0.01, are sweep settings: the rerun reproduces them).
+EXTRA_L2_STRENGTHS = (5e-3, 6e-3, 7e-3, 8e-3, 9e-3, 1e-2)
 
 
 def extra_runs(*, strengths=EXTRA_STRENGTHS, seeds: tuple[int, ...] = (0, 1, 2), data_seed: int = 0, n: int = 500,
