@@ -295,12 +295,14 @@ def test_explain_script_small(tmp_path):
             for a, b in zip(sc, shipped["scores"][part][m][:2], strict=True):
                 # float32 attributions; 1e-5: rerunning under `taskset -c 0` changed them by less
                 np.testing.assert_allclose(a, b, rtol=0, atol=1e-5, err_msg=f"{part}, {m}")
+    # areas: 1e-5, the chapter's TOL_AREA (weights jittered by a float32 rounding step, a stand-in for another
+    # CPU, moved areas by up to 2.4e-6; 1e-6 would be below that)
     for kind, rows in small["areas"].items():
         for m, v in rows.items():
-            np.testing.assert_allclose(v, shipped["areas"][kind][m][:2], atol=1e-6, err_msg=f"{kind}, {m}")
+            np.testing.assert_allclose(v, shipped["areas"][kind][m][:2], atol=1e-5, err_msg=f"{kind}, {m}")
     for fill, rows in small["fill_areas"].items():
         for m, v in rows.items():
-            np.testing.assert_allclose(v, shipped["fill_areas"][fill][m][:2], atol=1e-6, err_msg=f"{fill}, {m}")
+            np.testing.assert_allclose(v, shipped["fill_areas"][fill][m][:2], atol=1e-5, err_msg=f"{fill}, {m}")
     # the areas are those of the shipped scores' orders: one recomputed here
     hemo = cnn.predict_fn(cnn.load_pretrained()[0])
     from helpers import data
@@ -308,4 +310,4 @@ def test_explain_script_small(tmp_path):
     x = data.load_split("test").x[shipped["peptides"]["faith"][1]]
     s = shipped["scores"]["faith"]["occlusion"][1]
     curve = E.faithfulness_curve(hemo, x, E.ranking(s), kind="insertion", length=32)
-    assert E.normalised_area(curve, "insertion") == pytest.approx(shipped["areas"]["insertion"]["occlusion"][1], abs=1e-6)
+    assert E.normalised_area(curve, "insertion") == pytest.approx(shipped["areas"]["insertion"]["occlusion"][1], abs=1e-5)
