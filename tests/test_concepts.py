@@ -191,3 +191,27 @@ def test_bad_input_is_refused_with_the_argument_named(shipped):
         K.probe_r2(np.zeros((10, 3)), np.zeros(9))
     with pytest.raises(TypeError, match="seqs"):
         K.control_descriptor("KKLL", seed=0)
+
+
+def test_random_cav_is_antisymmetric_and_the_test_is_calibrated_on_random_concepts():
+    """Swapping a random CAV's two sets gives -v, which scores 1 - score(v): a random CAV's
+    expected score is 0.5. Random subsets taken as concepts (random against random, each with
+    its own random sets) are rejected at about the nominal rate, even with concentrated gradients."""
+    rng = np.random.default_rng(3)
+    d = 8
+    pool = rng.normal(size=(1000, d))
+    grads = np.outer(np.ones(60), np.eye(d)[0]) + 0.3 * rng.normal(size=(60, d))  # concentrated along e0
+    sets = K.random_sets(1000, runs=2, size=40, seed=0)
+    v_ab, _ = K.train_cav(pool[sets[0]], pool[sets[1]], seed=0)
+    v_ba, _ = K.train_cav(pool[sets[1]], pool[sets[0]], seed=0)
+    np.testing.assert_allclose(v_ab, -v_ba, atol=1e-8)
+    assert abs(K.tcav_score(grads, -v_ab) - (1 - K.tcav_score(grads, v_ab))) < 1e-12
+    ps = []
+    for rep in range(60):
+        is_c = np.zeros(1000, bool)
+        is_c[np.random.default_rng(100 + rep).choice(1000, 200, replace=False)] = True
+        s = K.random_sets(1000, runs=10, size=40, seed=500 + rep)
+        ps.append(K.tcav(pool, grads, K.concept_rows(is_c, runs=10, size=40, seed=rep), s).p)
+    ps = np.array(ps)
+    assert np.mean(ps < 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / len(ps))  # about nominal (3 s.e.)
+    assert np.mean(ps < 0.5) > 0.25  # and not a test that never rejects
