@@ -88,6 +88,8 @@ def check_mcc(student: Callable, *, seed: int | None = None) -> str:
         names.append(f"random predictions, mostly right ({k + 1} of 3)")
     cases = [(np.asarray(y), np.asarray(p)) for y, p in cases]
     raw = _collect(student, cases, what="your MCC", forbidden=(metrics.classification_metrics, matthews_corrcoef), raw=True)
+    wants = [metrics.classification_metrics(y, 2.0 * p - 1.0)["mcc"] for y, p in cases]
+    flipped = all(abs(float(np.asarray(o, dtype=float).sum()) + w) <= 1e-6 for o, w in zip(raw, wants, strict=True))
     for (y, pred), out, name in zip(cases, raw, names, strict=True):
         got = np.asarray(out, dtype=float)
         if got.shape != ():
@@ -97,7 +99,7 @@ def check_mcc(student: Callable, *, seed: int | None = None) -> str:
         if err > 1e-6 and _integer(out):
             raise CheckFailed(f"for {name} your MCC is off by {err:.3g} and is an integer ({np.asarray(out).dtype}): "
                               "the ratio needs float division (not //, int() or an integer array)")
-        if err > 1e-6 and abs(float(got) + want) <= 1e-6:
+        if err > 1e-6 and flipped:
             raise CheckFailed(f"for {name} your MCC has its sign flipped: TP TN - FP FN, not FP FN - TP TN")
         if err > 1e-6:  # float32 (jnp) answers land within ~2e-8; one wrong pair or count moves it by over 1e-4
             raise CheckFailed(f"for {name} your MCC is off by {err:.3g}: "
