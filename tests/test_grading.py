@@ -73,7 +73,8 @@ def _submission(student_nb: nbformat.NotebookNode, answers: dict, table: dict) -
 
 
 @pytest.mark.slow
-def test_grade_a_folder_of_submissions(tmp_path):
+def test_grade_a_folder_of_submissions(tmp_path, monkeypatch):
+    """Graded as the README says, with relative paths (`otter run` works in a temporary folder)."""
     pytest.importorskip("otter")
     dist = tmp_path / "dist"
     ch1 = ROOT / "chapters" / "01_data_and_model.ipynb"
@@ -93,7 +94,8 @@ def test_grade_a_folder_of_submissions(tmp_path):
         (subs / who).mkdir(parents=True)
         nbformat.write(_submission(student, answers, table), subs / who / f"{ch1.stem}.ipynb")
     out, feedback = tmp_path / "gradebook.csv", tmp_path / "feedback"
-    grade.main([str(subs), "--autograders", str(dist), "--out", str(out), "--feedback", str(feedback)])
+    monkeypatch.chdir(tmp_path)  # the README's command line: relative paths
+    grade.main(["submissions", "--autograders", "dist", "--out", "gradebook.csv", "--feedback", "feedback"])
     rows = {r["submission"].split("/")[0]: r for r in csv.DictReader(out.open())}
     got = {who: (float(r["ch01_auroc"] or 0), float(r["ch01_mcc"] or 0)) for who, r in rows.items()}
     assert got == EXPECTED, got

@@ -52,6 +52,7 @@ def grade_one(notebook: Path, zip_path: Path, *, secret: str, timeout_s: int = 1
     "graded" | "timeout" | "error"}."""
     from helpers.course.grading import ROOT, SALT_ENV
 
+    notebook, zip_path = Path(notebook).resolve(), Path(zip_path).resolve()  # otter runs in a temporary folder
     env = {**os.environ, SALT_ENV: secret, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory(prefix="grade_") as tmp:
         tmp = Path(tmp)
@@ -86,8 +87,11 @@ def grade_folder(submissions: Path, autograders: Path, *, out: Path, feedback: P
     `secret_file` (default `autograders/grading_secret.txt`)."""
     from helpers.course.otter import SECRET_FILE
 
-    submissions, autograders = Path(submissions), Path(autograders)
-    secret = read_secret(secret_file or autograders / SECRET_FILE)
+    # absolute before anything runs elsewhere: `otter run` works in a temporary folder, where the
+    # README's relative paths (`submissions/`, `dist/`) would name nothing
+    submissions, autograders = Path(submissions).resolve(), Path(autograders).resolve()
+    out, feedback = Path(out).resolve(), Path(feedback).resolve()
+    secret = read_secret(Path(secret_file).resolve() if secret_file else autograders / SECRET_FILE)
     if not submissions.is_dir():
         raise ValueError(f"submissions: {submissions} is not a folder")
     notebooks = sorted(p for p in submissions.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
