@@ -34,14 +34,56 @@ def _handout(value):
     return value
 
 
+_PLAIN = (bool, int, float, str)
+_NUMERIC_KINDS = "biuf"
+
+
+def _jax_array_type():
+    import jax.numpy as jnp
+
+    return type(jnp.zeros(()))
+
+
+def _plain(value, what: str, depth: int = 0):
+    """`value` as plain data, converted now: Python numbers, bools, strings and None as they
+    are; NumPy scalars and arrays of a numeric dtype and JAX arrays as NumPy copies; tuples,
+    lists and dicts of these. Anything else (an object of the student's own class, a subclass
+    of a number or an array) raises `CheckFailed`: its conversion could run code later, after
+    the forbidden helpers are restored (`float(answer)` calling the course's reference)."""
+    kind = type(value)  # the exact type: a subclass could override __float__, __int__, __array__
+    if value is None or kind in _PLAIN:
+        return value
+    if depth > 20:
+        raise CheckFailed(f"{what} returned data nested too deeply: return plain numbers or arrays")
+    if kind is np.ndarray or (kind in _NUMPY_SCALARS):
+        if value.dtype.kind in _NUMERIC_KINDS:
+            return np.array(value, copy=True)
+        if value.dtype.kind == "U" and kind is np.str_:
+            return str(value)
+    elif kind is _jax_array_type():
+        if np.dtype(value.dtype).kind in _NUMERIC_KINDS:
+            return np.array(value, copy=True)
+    elif kind is tuple or kind is list:
+        return kind(_plain(v, what, depth + 1) for v in value)
+    elif kind is dict:
+        return {_plain(k, what, depth + 1): _plain(v, what, depth + 1) for k, v in value.items()}
+    raise CheckFailed(f"{what} returned a {kind.__name__}: return plain numbers or arrays (Python int, float, "
+                      "bool or str, NumPy or JAX arrays of numbers, or tuples, lists and dicts of these)")
+
+
+_NUMPY_SCALARS = frozenset(t for t in set(np.sctypeDict.values()) if issubclass(t, np.generic))
+
+
 def _stub_or(student: Callable, *args, what: str):
-    """`student(*args)` as returned (a tuple, an int, an array): a stub that raises
+    """`student(*args)` as plain data (see `_plain`: a tuple, an int, a NumPy array),
+    converted at once, in the same window as the call (inside `forbid`): a stub that raises
     NotImplementedError fails with "not written yet", NaN or infinite values fail too. The
     student gets copies of the arrays (see `_handout`), never the check's own."""
     try:
         out = student(*_handout(args))
     except NotImplementedError as e:
         raise CheckFailed(f"{what} is not written yet ({e})") from None
+    out = _plain(out, what)
     if out is None:
         raise CheckFailed(f"{what} returned None: the function ends without a `return` of its result")
     parts = out if isinstance(out, tuple) else (out,)
