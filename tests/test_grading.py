@@ -322,3 +322,144 @@ def test_every_book_answer_passes_in_the_fresh_process(ex):
     source = "\n\n".join(e.solution for e in chapter[: k + 1])
     out = grading.isolated_check(ex.check, ex.function, source, seed=12345, limit_s=300)
     assert out["passed"], out["message"]
+
+
+# Round 2 of the review. Lazy answers: an object whose __float__/__int__ calls the course's reference
+# once the forbidden window has closed. Frames: a banned module handed out by an allowed package
+# (`from numpy.f2py import os`), the stack walked to the sandbox's result channel.
+LAZY_AUROC = ("from helpers import metrics\n\nclass Lazy:\n    def __init__(self, y, s):\n"
+              "        self.y, self.s, self.calls = y, s, 0\n    def __float__(self):\n        self.calls += 1\n"
+              "        return 0.5 if self.calls == 1 else float(metrics.auroc(self.y, self.s))\n\n"
+              "def my_auroc(y, scores):\n    return Lazy(y, scores)\n")
+LAZY_EDIT = ("from helpers import counterfactual\n\nclass Lazy:\n    def __init__(self, a, b):\n"
+             "        self.a, self.b = a, b\n    def __float__(self):\n        return 0.0\n    def __int__(self):\n"
+             "        return int(counterfactual.edit_distance(self.a, self.b))\n\n"
+             "def my_edit_distance(a, b):\n    return Lazy(a, b)\n")
+LAZY_SUBCLASS = ("from helpers import metrics\n\nclass Lazy(float):\n    def __float__(self):\n"
+                 "        return float(metrics.auroc(*self.args))\n\ndef my_auroc(y, scores):\n"
+                 "    out = Lazy(0.5)\n    out.args = (y, scores)\n    return out\n")
+FRAMES = ("from {inspect_from} import inspect\nfrom {os_from} import os\nimport json\n\n"
+          "def my_auroc(y, scores):\n    for fi in inspect.stack():\n"
+          "        loc = inspect.getargvalues(fi.frame)[3]\n        if 'nonce' in loc and 'out' in loc:\n"
+          "            loc['out'].write(loc['nonce'] + ' ' + json.dumps({{'passed': True, 'message': 'ok'}}) + '\\n')\n"
+          "            loc['out'].flush()\n            os.kill(os.getpid(), 9)\n    return 0.5\n")
+ROUND2 = [
+    pytest.param("check_auroc", "my_auroc", LAZY_AUROC, "plain numbers or arrays", id="lazy-float-auroc"),
+    pytest.param("check_edit_distance", "my_edit_distance", LAZY_EDIT, "plain numbers or arrays", id="lazy-int-edit"),
+    pytest.param("check_auroc", "my_auroc", LAZY_SUBCLASS, "plain numbers or arrays", id="lazy-float-subclass"),
+    pytest.param("check_auroc", "my_auroc", FRAMES.format(inspect_from="jax._src.api_util", os_from="numpy.testing._private.utils"),
+                 "the module `inspect`", id="frames-private-paths"),
+    pytest.param("check_auroc", "my_auroc", FRAMES.format(inspect_from="sklearn.base", os_from="numpy.f2py"),
+                 "the module `os` \\(imported from `numpy.f2py`\\)", id="frames-public-paths"),
+    pytest.param("check_auroc", "my_auroc", "import numpy.f2py\n\ndef my_auroc(y, scores):\n"
+                 "    numpy.f2py.os.kill(numpy.f2py.os.getpid(), 9)\n", "the attribute `.os`", id="module-as-attribute"),
+]
+
+
+@pytest.mark.parametrize(("check", "function", "source", "says"), ROUND2)
+@pytest.mark.parametrize("seed", [None, 31337], ids=["public", "hidden"])
+def test_round2_cheats_score_zero(check, function, source, says, seed):
+    out = grading.isolated_check(check, function, source, seed=seed, limit_s=120)
+    assert not out["passed"] and __import__("re").search(says, out["message"]), out["message"]
+
+
+GUARD_SCRIPT = r'''
+import sys
+sys.path.insert(0, {root!r})
+from helpers.course import sandbox
+ns = {{"__name__": "__answer__"}}
+sandbox.install_guard(ns)
+import collections, inspect, os
+sys._getframe()  # the grader's own code keeps its frames
+exec(compile("""
+def current(inspect):
+    return inspect.currentframe()
+def stack(inspect):
+    return inspect.stack()
+def gen_frame():
+    g = (i for i in range(3))
+    return g.gi_frame
+def tb_frame():
+    try:
+        1 / 0
+    except ZeroDivisionError as e:
+        return e.__traceback__.tb_frame
+def kill(os):
+    os.kill(os.getpid(), 9)
+def fd(os):
+    return open(1, "w", closefd=False)
+def record(collections):
+    return collections.namedtuple("P", "a b")(1, 2).b  # a library's own sys._getframe: allowed
+""", "<answer cell>", "exec"), ns)
+for name, arg in [("current", inspect), ("stack", inspect), ("gen_frame", None), ("tb_frame", None),
+                  ("kill", os), ("fd", os)]:
+    try:
+        ns[name](*([arg] if arg is not None else []))
+        print("NOT REFUSED", name)
+    except sandbox.Refused as e:
+        print("refused", name)
+print("record", ns["record"](collections))
+print("log", len(sandbox.REFUSED))
+'''
+
+
+def test_audit_guard_refuses_frames_and_signals_from_the_answer(tmp_path):
+    """The guard (`sys.addaudithook`, in a process of its own: a hook cannot be removed) refuses
+    `inspect.currentframe`, `inspect.stack`, a generator's and a traceback's frame, `os.kill` and
+    `open` of a file descriptor when the answer's code asks, and lets a library find its caller."""
+    import subprocess
+
+    script = GUARD_SCRIPT.format(root=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert [ln for ln in lines if ln.startswith("refused")] == [
+        "refused current", "refused stack", "refused gen_frame", "refused tb_frame", "refused kill", "refused fd"], lines
+    assert "record 2" in lines and "log 6" in lines
+
+
+def test_modules_held_by_the_answer_are_found():
+    import os as os_module
+    import types
+
+    from helpers.course import sandbox
+
+    ns = {"__name__": "__answer__", "np": np}
+    exec("import numpy.linalg as la\n\nclass K:\n    pass\n\ndef f(x, m=None):\n    return m\n", ns)
+    assert sandbox.banned_modules_in(ns, {"np": np}) == []
+    ns["tools"] = os_module  # `from numpy.f2py import os as tools`
+    ns["f"].__defaults__ = (sys,)
+    ns["K"].helper = types  # a class attribute
+    found = sandbox.banned_modules_in(ns, {"np": np})
+    assert found == ["the module `os` (as `tools`)", "the module `sys` (as a default of `f`)",
+                     "the module `types` (as `K.helper`)"], found
+
+
+HARMLESS = {  # correct answers the first lint refused or the filter broke (review round 2, item 5)
+    "operator-reduce": "import functools, operator\n\ndef my_auroc(y, scores):\n"
+                       "    n = functools.reduce(operator.mul, np.shape(y), 1)\n    assert n == len(y)\n{body}",
+    "local-named-input": "def my_auroc(y, scores):\n    input = scores\n    scores = input\n{body}",
+    "dataclass-fields": "from dataclasses import dataclass\n\n@dataclass\nclass Pairs:\n    pos: object\n    neg: object\n\n"
+                        "def my_auroc(y, scores):\n    p = Pairs(scores[y == 1], scores[y == 0])\n"
+                        "    return float((p.pos[:, None] > p.neg[None, :]).mean() + 0.5 * (p.pos[:, None] == p.neg[None, :]).mean())\n",
+}
+AUROC_BODY = ("    pos, neg = scores[y == 1], scores[y == 0]\n"
+              "    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())\n")
+
+
+@pytest.mark.parametrize("name", HARMLESS)
+def test_harmless_answers_pass(name):
+    out = grading.isolated_check("check_auroc", "my_auroc", HARMLESS[name].replace("{body}", AUROC_BODY), limit_s=120)
+    assert out["passed"], out["message"]
+
+
+def test_dropped_statements_are_named():
+    src = ("HALF = 0.5\n\nclass A:\n    tie = float('0.5')\n\ndef my_auroc(y, scores):\n"
+           + AUROC_BODY.replace("0.5 *", "HALF *"))
+    from helpers.course import sandbox
+
+    assert sandbox.dropped_names(src) == {"HALF": "a top-level statement", "tie": sandbox.dropped_names(src)["tie"]}
+    out = grading.isolated_check("check_auroc", "my_auroc", src, limit_s=120)
+    assert not out["passed"] and "top-level statements are not graded" in out["message"] and "`HALF`" in out["message"]
+    bad = sandbox.lint("import os\nfrom numpy.f2py import os as tools\n")
+    assert bad == ["the module `os`", "the module `os` (imported from `numpy.f2py`)"], bad
