@@ -49,15 +49,21 @@ def _feature(feature, f: int) -> int:
     return int(feature)
 
 
-def permutation_importance(predict: Callable, x, y, score: Callable, *, repeats: int = 10, seed: int = 0) -> np.ndarray:
-    """`[F, R]`: `score(y, predict(x)) - score(y, predict(x with column j permuted))` for
-    each feature j and repeat r (the same permutations for every feature in a repeat)."""
+def _check_importance_inputs(predict: Callable, x, y, score: Callable) -> tuple[np.ndarray, np.ndarray]:
+    """The shared argument checks of the permutation importances: `(x [N, F], y [N])`."""
     validation.check_callable(predict, "predict")
     validation.check_callable(score, "score")
     x = check_features(x)
     y = np.asarray(y)
     if y.shape != (len(x),):
         raise ValueError(f"y must have shape [{len(x)}] to match x, got {y.shape}")
+    return x, y
+
+
+def permutation_importance(predict: Callable, x, y, score: Callable, *, repeats: int = 10, seed: int = 0) -> np.ndarray:
+    """`[F, R]`: `score(y, predict(x)) - score(y, predict(x with column j permuted))` for
+    each feature j and repeat r (the same permutations for every feature in a repeat)."""
+    x, y = _check_importance_inputs(predict, x, y, score)
     validation.check_int(repeats, "repeats", minimum=1)
     validation.check_int(seed, "seed")
     base = float(score(y, _predict(predict, x)))
@@ -85,12 +91,7 @@ def permutation_importance_bootstrap(predict: Callable, x, y, score: Callable, *
     x[i_r][p_r, j]))`. The unshuffled predictions are made once (`f(x[i_r]) = f(x)[i_r]`) and
     the shuffled ones in batched calls of `chunk` resamples (`chunk * F * N` rows each).
     """
-    validation.check_callable(predict, "predict")
-    validation.check_callable(score, "score")
-    x = check_features(x)
-    y = np.asarray(y)
-    if y.shape != (len(x),):
-        raise ValueError(f"y must have shape [{len(x)}] to match x, got {y.shape}")
+    x, y = _check_importance_inputs(predict, x, y, score)
     validation.check_int(resamples, "resamples", minimum=2)
     validation.check_int(seed, "seed")
     validation.check_int(chunk, "chunk", minimum=1)
