@@ -38,16 +38,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-import optax.tree_utils as otu
 from jax.flatten_util import ravel_pytree
 
 from helpers import validation
-from helpers.influence_solvers import SolveResult, conjugate_gradient, lissa  # noqa: F401 (re-exported)
+from helpers.influence_solvers import Hvp, SolveResult, conjugate_gradient, lbfgs_while, lissa  # noqa: F401 (re-exported)
 
 Params = Any
 LossFn = Callable[[Params, jax.Array, jax.Array], jax.Array]  # per-example losses [B]
-Hvp = Callable[..., jax.Array]  # hvp(v[P]) -> [P], or hvp(v[P], key) -> [P] (stochastic)
 
 MAX_EXACT_PARAMS = 4096  # an exact Hessian above this is 64 MiB of float32 or more
 
@@ -430,26 +427,8 @@ def _fit(params, x, y, w, weight_decay, proximal, *, loss_fn, method, tol, maxit
             return jax.lax.while_loop(cond, body, (theta0, 0, jnp.linalg.norm(grad(theta0, wi))))
 
     else:
-        opt = optax.lbfgs()
-
         def run(wi):
-            fun = lambda t: objective(t, wi)  # noqa: E731
-            value_and_grad = optax.value_and_grad_from_state(fun)
-
-            def cond(c):
-                t, state = c
-                k = otu.tree_get(state, "count")
-                gn = jnp.linalg.norm(otu.tree_get(state, "grad"))
-                return (k == 0) | ((k < maxiter) & (gn > tol))
-
-            def body(c):
-                t, state = c
-                value, g = value_and_grad(t, state=state)
-                updates, state = opt.update(g, state, t, value=value, grad=g, value_fn=fun)
-                return optax.apply_updates(t, updates), state
-
-            t, state = jax.lax.while_loop(cond, body, (theta0, opt.init(theta0)))
-            return t, otu.tree_get(state, "count"), jnp.linalg.norm(jax.grad(fun)(t))
+            return lbfgs_while(lambda t: objective(t, wi), theta0, maxiter=maxiter, tol=tol)
 
     t, k, gn = jax.vmap(run)(w) if w.ndim == 2 else run(w)
     return (jax.vmap(unravel)(t) if w.ndim == 2 else unravel(t)), k, gn

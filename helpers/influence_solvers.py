@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
+import optax.tree_utils as otu
 
 from helpers import validation
 
@@ -178,3 +180,27 @@ def _lissa_program(hvp: Hvp, b: jax.Array, k0: jax.Array, *, scale: float, dampi
         return jax.vmap(lambda kk: run(bb, kk))(ks).mean(axis=0)
 
     return jax.vmap(solve_one, in_axes=(0, None))(b, k0)
+
+
+def lbfgs_while(fun: Callable, theta0: jax.Array, *, maxiter: int, tol) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`(theta, steps, |grad fun(theta)|)`: optax's L-BFGS on the scalar `fun` of a flat
+    `theta0 [P]` inside one `lax.while_loop` (traceable: jit and vmap it), stopping once the
+    gradient's norm is at most `tol` or after `maxiter` steps (at least one step)."""
+    opt = optax.lbfgs()
+    value_and_grad = optax.value_and_grad_from_state(fun)
+
+    def cond(c):
+        t, state = c
+        k = otu.tree_get(state, "count")
+        gn = jnp.linalg.norm(otu.tree_get(state, "grad"))
+        return (k == 0) | ((k < maxiter) & (gn > tol))
+
+    def body(c):
+        t, state = c
+        value, g = value_and_grad(t, state=state)
+        updates, state = opt.update(g, state, t, value=value, grad=g, value_fn=fun)
+        return optax.apply_updates(t, updates), state
+
+    t, state = jax.lax.while_loop(cond, body, (theta0, opt.init(theta0)))
+    return t, otu.tree_get(state, "count"), jnp.linalg.norm(jax.grad(fun)(t))
+

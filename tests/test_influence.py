@@ -537,16 +537,17 @@ def test_shipped_cnn_study_is_consistent():
 
 @pytest.mark.slow
 def test_cnn_study_script_on_a_small_setting(tmp_path):
-    """`python -m helpers.influence_cnn --small` (400 training peptides, one largest and one
-    random removal): the damped predictions track the tilted proximal retraining they
-    estimate, on the loss and on the logit, at the larger damping (where the quadratic model
-    holds best); a within-30% check, first order in 1/N on a small set."""
+    """`python -m helpers.influence_cnn --small` (`C.SMALL`: 200 training peptides, damping 1,
+    one largest and one random removal): the damped prediction tracks the tilted proximal
+    retraining it estimates for the largest removal (a within-30% check, first order in 1/N on
+    a small set), and the command recorded is the settings' (`--out` left out)."""
     from helpers import influence_cnn as C
 
     out = tmp_path / "cnn.npz"
     C.main(["--small", "--out", str(out)])
     d = C.load(out)
-    assert str(d["config_command"]) == "python -m helpers.influence_cnn --small" and int(d["config_n_train"]) == 400
+    assert str(d["config_command"]) == "python -m helpers.influence_cnn --small"
+    assert int(d["config_n_train"]) == C.SMALL["n_train"] and tuple(d["config_dampings"]) == C.SMALL["dampings"]
     assert not d["cg_negative_curvature"].any()
-    pred, act = d["predicted"][-1], d["actual"][-1]  # [2, R] at the largest damping
+    pred, act = d["predicted"][-1], d["actual"][-1]  # [2, R] at the (only) damping
     np.testing.assert_allclose(pred[:, 0], act[:, 0], rtol=0.3)  # the largest removal
