@@ -176,6 +176,7 @@ def substitution_regression(effects, sequences, features, *, n_resamples: int = 
     if feat.ndim != 2 or feat.shape[0] != K or not np.isfinite(feat).all():
         raise ValueError(f"features must be a finite matrix [{K}, F], got shape {feat.shape}")
     validation.check_int(n_resamples, "n_resamples", minimum=1)
+    validation.check_int(seed, "seed")
     d = feat.shape[1] + 1
     xtx, xty = np.zeros((len(seqs), d, d)), np.zeros((len(seqs), d))
     n = 0

@@ -96,7 +96,7 @@ def run_check(name: str, student: Callable, *, function: str | None = None, hidd
         salt = os.environ.get(SALT_ENV) if salt is None else salt
         if not salt:
             raise AssertionError(f"{name}: hidden cases need the grading secret (grade with python -m helpers.course.grade "
-                                 f"--salt ..., or set {SALT_ENV})")
+                                 f"--secret-file ..., or set {SALT_ENV})")
         try:
             seed = source_seed(source, salt)
         except SyntaxError as e:

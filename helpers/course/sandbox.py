@@ -373,7 +373,10 @@ def grade(request: dict) -> dict:
     if held:
         return {"passed": False, "message": f"{name}: grading runs your functions alone; your cell holds "
                                             f"{', '.join(held[:3])} ({WHY_MODULE})"}
-    snap.update(_snapshot([m for m in sys.modules if m not in snap and (m.startswith("helpers") or m in extra)]))
+    # only modules the cell imported are added; the pre-cell state of the others is kept, so a
+    # change made while the cell was defined (decorators, defaults, imports) is still detected
+    for key, value in _snapshot([m for m in sys.modules if m not in snap and (m.startswith("helpers") or m in extra)]).items():
+        snap.setdefault(key, value)
     student = namespace.get(function)
     if not callable(student):
         return {"passed": False, "message": f"{name}: your cell does not define the function `{function}`"}
