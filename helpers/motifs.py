@@ -129,13 +129,28 @@ def best_windows(params, x, *, top: int = 100, per_peptide: bool = False, distin
 
 
 def window_words(x, windows, *, k: int = 5) -> list[list[str]]:
-    """The residues of `windows [C, S, 2]` (from `best_windows`) as strings of k letters, per filter."""
+    """The residues of `windows [C, S, 2]` (from `best_windows`: rows `(peptide, centre)`) as
+    strings of k letters, per filter. Every window must lie wholly on residues: one that
+    reaches past either end of the array, or onto padding or an empty row, is refused (its
+    letters would otherwise be read from the other end or as 'A')."""
     xa = _check_x(x)
     win = np.asarray(windows)
-    if win.ndim != 3 or win.shape[-1] != 2:
-        raise ValueError(f"windows must have shape [C, S, 2], got {win.shape}")
-    aa = xa[..., 1:].argmax(-1)
+    if win.ndim != 3 or win.shape[-1] != 2 or not np.issubdtype(win.dtype, np.integer):
+        raise ValueError(f"windows must be integer (peptide, centre) pairs of shape [C, S, 2], got {win.dtype} {win.shape}")
+    validation.check_int(k, "k", minimum=1)
     h = k // 2
+    pep, start = win[..., 0], win[..., 1] - h
+    if pep.size and (pep.min() < 0 or pep.max() >= xa.shape[0] or start.min() < 0 or (start + k).max() > xa.shape[1]):
+        raise ValueError(f"windows: every peptide index must be in [0, {xa.shape[0]}) and every window of {k} "
+                         f"residues centred at `centre` must lie in [0, {xa.shape[1]}); use motifs.best_windows")
+    residue = (xa[..., 1:].sum(-1) == 1) & (xa[..., 0] == 0)  # [N, L]: one amino acid, not padding
+    on = residue[pep[..., None], start[..., None] + np.arange(k)]  # [C, S, k]
+    if not on.all():
+        c, s_, j = np.argwhere(~on)[0]
+        raise ValueError(f"windows[{c}, {s_}] = {tuple(win[c, s_])} covers position {start[c, s_] + j} of peptide "
+                         f"{pep[c, s_]}, which is padding or not one residue; windows must lie wholly on residues "
+                         f"(motifs.best_windows gives such windows)")
+    aa = xa[..., 1:].argmax(-1)
     return [["".join(AMINO_ACIDS[aa[p, i + j - h]] for j in range(k)) for p, i in wc] for wc in win]
 
 

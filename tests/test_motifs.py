@@ -130,6 +130,14 @@ def test_best_windows_per_peptide_and_distinct_against_brute_force():
     np.testing.assert_allclose(pwm[1], motifs.one_hot(words[1]).mean(0), atol=1e-12)
     with pytest.raises(ValueError, match="fewer than top"):
         motifs.best_windows(params, x, top=17, per_peptide=True)
+    # a window past the start (it would wrap to the array's end) or onto padding is refused
+    with pytest.raises(ValueError, match=r"must lie in \[0"):
+        motifs.window_words(x, np.array([[[0, 1]]]))
+    pad = int(np.argmax(x[0, :, 0] == 1))  # the first padding row of peptide 0
+    with pytest.raises(ValueError, match="padding or not one residue"):
+        motifs.window_words(x, np.array([[[0, pad]]]))
+    with pytest.raises(ValueError, match="integer"):
+        motifs.window_words(x, np.array([[[0.0, 3.0]]]))
     with pytest.raises(TypeError, match="distinct"):
         motifs.filter_pwm(params, x, distinct="yes")
 
