@@ -190,6 +190,11 @@ def substitution_regression(effects, sequences, features, *, n_resamples: int = 
         design = np.concatenate([np.ones((len(delta), 1)), delta], axis=1)
         xtx[p], xty[p] = design.T @ design, design.T @ m[keep]
         n += len(delta)
+    rank = np.linalg.matrix_rank(xtx.sum(0))
+    if rank < d:
+        raise ValueError(f"features: the {d - 1} feature differences and the intercept have rank {rank} < {d} over "
+                         f"these substitutions (a constant column, or columns that are linear combinations of "
+                         f"each other), so the slopes are not identified; drop or combine the columns")
     coef = np.linalg.lstsq(xtx.sum(0), xty.sum(0), rcond=None)[0]
     rng = np.random.default_rng(seed)
     weights = np.stack([np.bincount(rng.integers(0, len(seqs), len(seqs)), minlength=len(seqs)) for _ in range(n_resamples)])

@@ -113,5 +113,10 @@ def test_substitution_regression_recovers_the_slopes_of_a_linear_table():
     np.testing.assert_allclose(mutagenesis.substitution_regression(noisy, PEPTIDES, np.c_[charge, kd], n_resamples=2).coef, want, atol=1e-8)
     with pytest.raises(ValueError, match="features"):
         mutagenesis.substitution_regression(maps, PEPTIDES, np.ones((21, 2)))
+    # a constant column, or one that is a combination of others, leaves the slopes unidentified
+    with pytest.raises(ValueError, match="not identified"):
+        mutagenesis.substitution_regression(maps, PEPTIDES, np.c_[charge, np.full(20, 3.0)], n_resamples=2)
+    with pytest.raises(ValueError, match="rank 2 < 3"):
+        mutagenesis.substitution_regression(maps, PEPTIDES, np.c_[charge, 2.0 * charge], n_resamples=2)
     with pytest.raises(ValueError, match="effects\\[1\\]"):
         mutagenesis.substitution_regression([maps[0], maps[0], maps[2]], PEPTIDES, np.c_[charge])
