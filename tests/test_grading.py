@@ -80,7 +80,7 @@ def test_grade_a_folder_of_submissions(tmp_path, monkeypatch):
     ch1 = ROOT / "chapters" / "01_data_and_model.ipynb"
     (folder,) = course_otter.build(dist, [ch1], limit_s=60)
     secret = (dist / course_otter.SECRET_FILE).read_text().strip()
-    assert len(secret) >= 16
+    assert len(secret) >= 16 and (dist / course_otter.SECRET_FILE).stat().st_mode & 0o777 == 0o600
     import zipfile
 
     with zipfile.ZipFile(next(folder.glob("*-autograder_*.zip"))) as z:  # the secret is not in the zip
@@ -458,7 +458,10 @@ def test_dropped_statements_are_named():
            + AUROC_BODY.replace("0.5 *", "HALF *"))
     from helpers.course import sandbox
 
-    assert sandbox.dropped_names(src) == {"HALF": "a top-level statement", "tie": sandbox.dropped_names(src)["tie"]}
+    assert sandbox.dropped_names(src) == {
+        "HALF": "a top-level statement",
+        "tie": "the body of class `A` (only methods, literal constants and field annotations are kept)",
+    }
     out = grading.isolated_check("check_auroc", "my_auroc", src, limit_s=120)
     assert not out["passed"] and "top-level statements are not graded" in out["message"] and "`HALF`" in out["message"]
     bad = sandbox.lint("import os\nfrom numpy.f2py import os as tools\n")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -134,8 +135,10 @@ def build(out: str | Path, chapters: list[Path], *, limit_s: int = 120) -> list[
     out = Path(out)
     (out / "masters").mkdir(parents=True, exist_ok=True)
     if not (out / SECRET_FILE).exists():
-        (out / SECRET_FILE).write_text(secrets.token_hex(16) + "\n")
-        (out / SECRET_FILE).chmod(0o600)
+        # created owner-only (0600), never readable by others even for a moment
+        fd = os.open(out / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(16) + "\n")
     done = []
     for path in chapters:
         master = out / "masters" / f"{path.stem}.ipynb"
