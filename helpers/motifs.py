@@ -294,7 +294,8 @@ def cluster_seqlets(words, *, clusters: int, shift: int = 1, iterations: int = 3
     return Clusters(labels, shifts, counts, sizes[order])
 
 
-def _background(background) -> np.ndarray:
+def check_background(background) -> np.ndarray:
+    """`[K]`: a background composition (`None`: uniform), or a `ValueError` naming the problem."""
     if background is None:
         return np.full(K, 1.0 / K)
     q = validation.as_float_array(background, "background")
@@ -310,7 +311,7 @@ def information(pwm, *, background=None) -> np.ndarray:
     p = validation.as_float_array(pwm, "pwm")
     if p.ndim != 2 or p.shape[1] != K:
         raise ValueError(f"pwm must have shape [w, {K}], got {p.shape}")
-    q = _background(background)
+    q = check_background(background)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(p > 0, p * np.log2(p / q), 0.0).sum(-1)
 

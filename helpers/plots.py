@@ -265,9 +265,9 @@ def logo(pwm, *, ax=None, title: str | None = None, kind: str = "information", b
     if kind not in ("information", "probability"):
         raise ValueError(f"kind must be 'information' or 'probability', got {kind!r}")
     if background is not None:
-        q = np.asarray(background, dtype=float)
-        if q.shape != (len(AMINO_ACIDS),) or not np.isfinite(q).all() or (q <= 0).any() or abs(q.sum() - 1) > 1e-6:
-            raise ValueError(f"background must be {len(AMINO_ACIDS)} positive fractions summing to 1, got shape {q.shape}")
+        from helpers import motifs
+
+        background = motifs.check_background(background)  # the same rule as motifs.information
         if kind != "information":
             raise ValueError("background is used only with kind='information'")
     frame = pd.DataFrame(p / p.sum(axis=1, keepdims=True), columns=list(AMINO_ACIDS))
