@@ -203,4 +203,3 @@ def lbfgs_while(fun: Callable, theta0: jax.Array, *, maxiter: int, tol) -> tuple
 
     t, state = jax.lax.while_loop(cond, body, (theta0, opt.init(theta0)))
     return t, otu.tree_get(state, "count"), jnp.linalg.norm(jax.grad(fun)(t))
-

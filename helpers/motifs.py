@@ -140,14 +140,17 @@ def window_words(x, windows, *, k: int = 5) -> list[list[str]]:
     validation.check_int(k, "k", minimum=1)
     h = k // 2
     pep, start = win[..., 0], win[..., 1] - h
-    if pep.size and (pep.min() < 0 or pep.max() >= xa.shape[0] or start.min() < 0 or (start + k).max() > xa.shape[1]):
-        raise ValueError(f"windows: every peptide index must be in [0, {xa.shape[0]}) and every window of {k} "
-                         f"residues centred at `centre` must lie in [0, {xa.shape[1]}); use motifs.best_windows")
+    outside = (pep < 0) | (pep >= xa.shape[0]) | (start < 0) | (start + k > xa.shape[1])
+    if outside.any():
+        c, s_ = np.argwhere(outside)[0]
+        raise ValueError(f"windows[{c}, {s_}] = {tuple(int(v) for v in win[c, s_])}: every peptide index must be in [0, {xa.shape[0]}) "
+                         f"and every window of {k} residues centred at `centre` must lie in [0, {xa.shape[1]}); "
+                         f"use motifs.best_windows")
     residue = (xa[..., 1:].sum(-1) == 1) & (xa[..., 0] == 0)  # [N, L]: one amino acid, not padding
     on = residue[pep[..., None], start[..., None] + np.arange(k)]  # [C, S, k]
     if not on.all():
         c, s_, j = np.argwhere(~on)[0]
-        raise ValueError(f"windows[{c}, {s_}] = {tuple(win[c, s_])} covers position {start[c, s_] + j} of peptide "
+        raise ValueError(f"windows[{c}, {s_}] = {tuple(int(v) for v in win[c, s_])} covers position {start[c, s_] + j} of peptide "
                          f"{pep[c, s_]}, which is padding or not one residue; windows must lie wholly on residues "
                          f"(motifs.best_windows gives such windows)")
     aa = xa[..., 1:].argmax(-1)

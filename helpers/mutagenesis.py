@@ -176,7 +176,7 @@ def substitution_regression(effects, sequences, features, *, n_resamples: int = 
     if feat.ndim != 2 or feat.shape[0] != K or not np.isfinite(feat).all():
         raise ValueError(f"features must be a finite matrix [{K}, F], got shape {feat.shape}")
     validation.check_int(n_resamples, "n_resamples", minimum=1)
-    validation.check_int(seed, "seed")
+    validation.check_int(seed, "seed", minimum=0)
     d = feat.shape[1] + 1
     xtx, xty = np.zeros((len(seqs), d, d)), np.zeros((len(seqs), d))
     n = 0
@@ -190,7 +190,9 @@ def substitution_regression(effects, sequences, features, *, n_resamples: int = 
         design = np.concatenate([np.ones((len(delta), 1)), delta], axis=1)
         xtx[p], xty[p] = design.T @ design, design.T @ m[keep]
         n += len(delta)
-    rank = np.linalg.matrix_rank(xtx.sum(0))
+    if n == 0:
+        raise ValueError("sequences: no substitutions to fit (every peptide is empty)")
+    rank = np.linalg.matrix_rank(xtx.sum(0), hermitian=True)
     if rank < d:
         raise ValueError(f"features: the {d - 1} feature differences and the intercept have rank {rank} < {d} over "
                          f"these substitutions (a constant column, or columns that are linear combinations of "

@@ -537,7 +537,7 @@ def test_shipped_cnn_study_is_consistent():
 
 @pytest.mark.slow
 def test_cnn_study_script_on_a_small_setting(tmp_path):
-    """`python -m helpers.influence_cnn --small` (`C.SMALL`: 200 training peptides, damping 1,
+    """`python -m helpers.influence_cnn --small` (`C.SMALL`: 200 training peptides, damping 5,
     one largest and one random removal): the damped prediction tracks the tilted proximal
     retraining it estimates for the largest removal (a within-30% check, first order in 1/N on
     a small set), and the command recorded is the settings' (`--out` left out)."""

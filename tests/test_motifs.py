@@ -133,6 +133,8 @@ def test_best_windows_per_peptide_and_distinct_against_brute_force():
     # a window past the start (it would wrap to the array's end) or onto padding is refused
     with pytest.raises(ValueError, match=r"must lie in \[0"):
         motifs.window_words(x, np.array([[[0, 1]]]))
+    with pytest.raises(ValueError, match=r"windows\[0, 1\] = \(0, 13\)"):  # past the end (L = 14)
+        motifs.window_words(x, np.array([[[0, 5], [0, 13]]]))
     pad = int(np.argmax(x[0, :, 0] == 1))  # the first padding row of peptide 0
     with pytest.raises(ValueError, match="padding or not one residue"):
         motifs.window_words(x, np.array([[[0, pad]]]))
