@@ -249,6 +249,35 @@ def found_curves(checked, curves: dict, *, ax=None, title: str | None = None,
     return ax
 
 
+def predicted_vs_actual(groups: dict, *, ax=None, title: str | None = None,
+                        xlabel: str = "actual change in test loss (retrained)",
+                        ylabel: str = "predicted by influence", markers: dict | None = None):
+    """Predicted against actual effects: one scatter per entry `label: (actual [R], predicted [R])`
+    of `groups` (marker `markers[label]`, default 'o'), and the diagonal y = x on equal limits."""
+    if not isinstance(groups, dict) or not groups:
+        raise ValueError("groups must be a non-empty dict {label: (actual [R], predicted [R])}")
+    if markers is not None and not isinstance(markers, dict):
+        raise TypeError(f"markers must be a dict {{label: marker}}, got {type(markers).__name__}")
+    ax = _ax(ax, figsize=(4.6, 4.2))
+    lim = 0.0
+    for label, (actual, predicted) in groups.items():
+        actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
+        if actual.shape != predicted.shape or actual.ndim != 1:
+            raise ValueError(f"group {label!r}: actual and predicted must be [R] of one length, "
+                             f"got {actual.shape} and {predicted.shape}")
+        if not (np.isfinite(actual).all() and np.isfinite(predicted).all()):
+            raise ValueError(f"group {label!r} holds NaN or infinite values: drop them before plotting")
+        ax.scatter(actual, predicted, s=16, marker=(markers or {}).get(label, "o"), label=label)
+        lim = max(lim, float(np.abs(actual).max(initial=0.0)), float(np.abs(predicted).max(initial=0.0)))
+    lim = 1.1 * lim if lim > 0 else 1.0
+    ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 def logo(pwm, *, ax=None, title: str | None = None, kind: str = "information", background=None):
     """A sequence logo of a position weight matrix `pwm [w, 20]` (rows: positions, columns:
     `AMINO_ACIDS`), drawn with logomaker (imported here, so that the rest of the module does

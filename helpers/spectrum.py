@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from helpers import validation
+from helpers.influence_solvers import check_loop
 
 Hvp = Callable[[jax.Array], jax.Array]  # hvp(v[P]) -> [P]
 
@@ -64,7 +65,7 @@ class LanczosResult(NamedTuple):
     steps: int  # K, the number of Hessian-vector products used
 
 
-def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50) -> LanczosResult:
+def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50, loop: str = "device") -> LanczosResult:
     """The extreme eigenvalues of a symmetric H from `steps` products `hvp(v[dim])`.
 
     Lanczos builds an orthonormal basis Q of the Krylov space {v, Hv, ..., H^(K-1) v}
@@ -74,18 +75,27 @@ def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50) -> LanczosRe
     *Matrix Computations*, ch. 10). Each Ritz value theta with eigenvector s of T has an
     eigenvalue of H within |beta_K s_K|, its `error_bounds` entry. The smallest Ritz value
     is never below the smallest eigenvalue of H (it is a Rayleigh quotient): a negative one
-    proves negative curvature, a positive one only fails to find any.
+    proves negative curvature, a positive one only fails to find any. `loop`: 'device' (one
+    compiled `scan`) or 'host' (one compiled step repeated from Python, the same arithmetic;
+    `influence_solvers.check_loop`).
     """
     validation.check_callable(hvp, "hvp")
     validation.check_int(dim, "dim", minimum=1)
     validation.check_int(steps, "steps", minimum=1)
     validation.check_key(key)
+    check_loop(loop)
     if dim < 1 or not 1 <= steps <= dim:
         raise ValueError(f"need dim >= 1 and 1 <= steps <= dim, got dim={dim}, steps={steps}")
     v0 = jax.random.normal(key, (dim,))
     q0 = v0 / jnp.linalg.norm(v0)
 
-    _, alphas, betas = _lanczos_program(_as_pytree(hvp), q0, steps=steps)
+    if loop == "device":
+        _, alphas, betas = _lanczos_program(_as_pytree(hvp), q0, steps=steps)
+    else:
+        c = _lanczos_init(q0, steps)
+        for j in range(steps):
+            c = _lanczos_host_step(_as_pytree(hvp), c, jnp.asarray(j))
+        _, alphas, betas = c
     a, b = np.asarray(alphas, np.float64), np.asarray(betas, np.float64)
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise FloatingPointError("Lanczos produced NaN or infinity: hvp returned non-finite products")
@@ -94,21 +104,32 @@ def lanczos(hvp: Hvp, dim: int, key: jax.Array, *, steps: int = 50) -> LanczosRe
     return LanczosResult(theta, np.abs(b[-1] * s[-1]), steps)
 
 
+def _lanczos_init(q0: jax.Array, steps: int):
+    basis = jnp.zeros((steps + 1, q0.shape[0]), q0.dtype).at[0].set(q0)
+    return basis, jnp.zeros(steps, q0.dtype), jnp.zeros(steps, q0.dtype)
+
+
+def _lanczos_iteration(hvp: Hvp, c, j):
+    """Lanczos step j, shared by the device and the host loop: the carry is (basis [K+1, P],
+    alphas [K], betas [K]), rows and entries after j still zero."""
+    basis, alphas, betas = c
+    q = basis[j]
+    w = hvp(q)
+    alpha = jnp.vdot(q, w)
+    # Gram-Schmidt against every vector so far, twice (rows after j are still zero).
+    w = w - basis.T @ (basis @ w)
+    w = w - basis.T @ (basis @ w)
+    beta = jnp.linalg.norm(w)
+    nxt = jnp.where(beta > 0, w / jnp.where(beta > 0, beta, 1.0), 0.0)
+    return basis.at[j + 1].set(nxt), alphas.at[j].set(alpha), betas.at[j].set(beta)
+
+
+_lanczos_host_step = jax.jit(_lanczos_iteration)
+
+
 @functools.partial(jax.jit, static_argnames="steps")
 def _lanczos_program(hvp: Hvp, q0: jax.Array, *, steps: int):
     def body(c, j):
-        basis, alphas, betas = c
-        q = basis[j]
-        w = hvp(q)
-        alpha = jnp.vdot(q, w)
-        # Gram-Schmidt against every vector so far, twice (rows after j are still zero).
-        w = w - basis.T @ (basis @ w)
-        w = w - basis.T @ (basis @ w)
-        beta = jnp.linalg.norm(w)
-        nxt = jnp.where(beta > 0, w / jnp.where(beta > 0, beta, 1.0), 0.0)
-        basis = basis.at[j + 1].set(nxt)
-        return (basis, alphas.at[j].set(alpha), betas.at[j].set(beta)), None
+        return _lanczos_iteration(hvp, c, j), None
 
-    basis = jnp.zeros((steps + 1, q0.shape[0]), q0.dtype).at[0].set(q0)
-    init = (basis, jnp.zeros(steps, q0.dtype), jnp.zeros(steps, q0.dtype))
-    return jax.lax.scan(body, init, jnp.arange(steps))[0]
+    return jax.lax.scan(body, _lanczos_init(q0, steps), jnp.arange(steps))[0]

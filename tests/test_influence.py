@@ -98,6 +98,87 @@ def test_cg_flags_negative_curvature():
     assert bool(res.negative_curvature)
 
 
+def test_host_loops_repeat_the_device_loops():
+    """loop='host' (one compiled iteration, repeated from Python) gives the device loop's
+    iterates: CG's solution and iteration count, Lanczos's Ritz values; and `lbfgs_host`
+    reaches the same minimum as the device L-BFGS on the non-convex MLP."""
+    from helpers import influence_solvers as IS
+
+    q, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(30, 30)))
+    a = jnp.asarray(q @ np.diag(np.linspace(0.5, 4.0, 30)) @ q.T, jnp.float32)
+    b = jnp.asarray(np.random.default_rng(4).normal(size=(2, 30)), jnp.float32)
+    dev = I.conjugate_gradient(lambda v: a @ v, b, damping=0.1, tol=1e-5, maxiter=12)
+    host = I.conjugate_gradient(lambda v: a @ v, b, damping=0.1, tol=1e-5, maxiter=12, loop="host")
+    np.testing.assert_array_equal(np.asarray(dev.iterations), np.asarray(host.iterations))
+    np.testing.assert_allclose(np.asarray(dev.x), np.asarray(host.x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(dev.residual), np.asarray(host.residual), rtol=1e-3, atol=1e-7)
+    np.testing.assert_array_equal(np.asarray(dev.negative_curvature), np.asarray(host.negative_curvature))
+    for lp in ("device", "host"):  # integer right-hand sides are solved in floating point on both loops
+        sol = I.conjugate_gradient(lambda v: 2.0 * v, jnp.array([2, 4]), loop=lp)
+        np.testing.assert_allclose(np.asarray(sol.x), [1.0, 2.0], rtol=1e-5)
+    one = I.conjugate_gradient(lambda v: a @ v, b[0], damping=0.1, loop="host")
+    assert one.x.shape == (30,) and float(one.residual) < 1e-5
+    neg = I.conjugate_gradient(lambda v: jnp.array([1.0, -1.0]) * v, jnp.array([0.0, 1.0]), loop="host")
+    assert bool(neg.negative_curvature)
+    ld = S.lanczos(lambda v: a @ v, 30, jax.random.PRNGKey(0), steps=12)
+    lh = S.lanczos(lambda v: a @ v, 30, jax.random.PRNGKey(0), steps=12, loop="host")
+    np.testing.assert_allclose(ld.ritz_values, lh.ritz_values, rtol=1e-5, atol=1e-5)
+    for bad in ("Host", None, "gpu"):
+        with pytest.raises(ValueError, match="loop must be one of"):
+            I.conjugate_gradient(lambda v: a @ v, b[0], loop=bad)
+        with pytest.raises(ValueError, match="loop must be one of"):
+            S.lanczos(lambda v: a @ v, 30, jax.random.PRNGKey(0), steps=3, loop=bad)
+
+    loss, p, x, y = _mlp()
+    objective, theta0, _ = I.make_objective(loss, p, x, y, weight_decay=0.1)
+    t_dev, _, gn_dev = IS.lbfgs_while(lambda t: objective(t, jnp.ones(40)), theta0, maxiter=500, tol=1e-5)
+    seen = []
+    fit = IS.lbfgs_host(_mlp_objective, theta0, args=(x, y), maxiter=500, tol=1e-5, on_step=lambda k, t: seen.append(k))
+    assert fit.grad_norm < 1e-4 and float(gn_dev) < 1e-4 and not fit.stalled
+    assert seen == list(range(1, fit.steps + 1))  # on_step after every accepted step
+    rel = IS.lbfgs_host(_mlp_objective, theta0, args=(x, y), maxiter=500, tol=1e-3, relative=True)
+    assert rel.grad_norm <= 1e-3 * rel.grad_norm0 and rel.steps < fit.steps
+    np.testing.assert_allclose(np.asarray(fit.theta), np.asarray(t_dev), atol=1e-3)
+    assert abs(float(objective(fit.theta, jnp.ones(40))) - float(objective(t_dev, jnp.ones(40)))) < 1e-6
+    with pytest.raises(ValueError, match="theta0 contains NaN"):
+        IS.lbfgs_host(_mlp_objective, theta0 * jnp.nan, args=(x, y), maxiter=5, tol=1e-5)
+    with pytest.raises(FloatingPointError, match="at theta0"):  # |t|^2 overflows float32
+        IS.lbfgs_host(_mlp_objective, theta0 * 1e30, args=(x, y), maxiter=5, tol=1e-5)
+    with pytest.raises(ValueError, match="theta0 must be a flat vector"):
+        IS.lbfgs_host(_mlp_objective, theta0[None], args=(x, y), maxiter=5, tol=1e-5)
+    with pytest.raises(TypeError, match="args must be a tuple"):
+        IS.lbfgs_host(_mlp_objective, theta0, args=jnp.ones(3), maxiter=5, tol=1e-5)
+    with pytest.raises(TypeError, match="on_step"):
+        IS.lbfgs_host(_mlp_objective, theta0, args=(x, y), maxiter=5, tol=1e-5, on_step=3)
+    # a finite value with a NaN gradient is never accepted: the fit stops at the floor, not on NaN
+    nan_beyond = IS.lbfgs_host(_value_ok_gradient_nan, jnp.array([2.0]), maxiter=20, tol=0.0)
+    assert nan_beyond.stalled and np.isfinite(nan_beyond.grad_norm) and float(nan_beyond.theta[0]) >= 1.0
+
+
+@jax.custom_jvp
+def _nan_gradient_below_one(t):
+    return jnp.sum(t**2)
+
+
+@_nan_gradient_below_one.defjvp
+def _nan_gradient_below_one_jvp(primals, tangents):
+    (t,), (dt,) = primals, tangents
+    slope = jnp.where(t < 1.0, jnp.nan, 2 * t)  # the gradient is NaN left of 1, the value finite
+    return jnp.sum(t**2), jnp.sum(slope * dt)
+
+
+def _value_ok_gradient_nan(t):
+    return _nan_gradient_below_one(t)
+
+
+
+def _mlp_objective(t, x, y):
+    """The MLP's training objective (weight decay 0.1) at flat parameters `t`, with the data as
+    arguments: what `lbfgs_host` compiles once."""
+    loss, p, _, _ = _mlp()
+    return jnp.mean(loss(I.flatten(p)[1](t), x, y)) + 0.05 * jnp.vdot(t, t)
+
+
 def test_extreme_eigenvalues_of_a_known_spectrum():
     q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(30, 30)))
     spectrum = np.linspace(-0.5, 4.0, 30)
@@ -495,12 +576,29 @@ def test_damped_influence_predicts_the_tilted_proximal_response():
         s = np.linalg.solve(h + d * np.eye(len(h)), g)
         pred = np.asarray(I.directional_derivatives(loss, p, x, y, jnp.asarray(s))) / n  # [N]
         for j in np.argsort(-np.abs(pred))[:3]:
-            q, k, gn = C.tilted_fit(loss, p, x, y, removed=int(j), weight_decay=wd, damping=d, rtol=1e-8)
-            assert gn < 1e-8
-            actual = float(loss(q, xt, yt)[0] - loss(p, xt, yt)[0])
+            fit = C.tilted_fit(loss, p, x, y, removed=int(j), weight_decay=wd, damping=d, rtol=1e-8)
+            assert fit.rel_grad < 1e-8 and fit.converged
+            actual = float(loss(fit.params, xt, yt)[0] - loss(p, xt, yt)[0])
             assert abs(actual - pred[j]) < 0.05 * abs(pred[j])
+            # the loop on the host (what the whole CNN needs) reaches the same refit
+            host = C.tilted_fit(loss, p, x, y, removed=int(j), weight_decay=wd, damping=d, rtol=1e-8, loop="host")
+            assert host.converged
+            assert abs(float(loss(host.params, xt, yt)[0] - loss(p, xt, yt)[0]) - actual) < 1e-3 * abs(actual)
         with pytest.raises(ValueError, match="removed"):
             C.tilted_fit(loss, p, x, y, removed=n, weight_decay=wd, damping=d)
+        seen = []
+        fit = C.tilted_fit(loss, p, x, y, removed=0, weight_decay=wd, damping=d, maxiter=5, loop="host",
+                           on_step=lambda k, q: seen.append((k, jax.tree.structure(q) == jax.tree.structure(p))))
+        assert seen == [(k, True) for k in range(1, fit.iterations + 1)]  # unravelled parameters, every step
+        with pytest.raises(ValueError, match="on_step needs loop='host'"):
+            C.tilted_fit(loss, p, x, y, removed=0, weight_decay=wd, damping=d, on_step=print)
+        with pytest.raises(TypeError, match="on_step"):
+            C.tilted_fit(loss, p, x, y, removed=0, weight_decay=wd, damping=d, loop="host", on_step=3)
+        # an example the loss does not depend on (zero input: tanh(0) = 0, no gradient) has no pull
+        x0 = x.at[5].set(0.0)
+        for lp in ("device", "host"):
+            with pytest.raises(ValueError, match="zero loss gradient"):
+                C.tilted_fit(loss, p, x0, y, removed=5, weight_decay=wd, damping=d, loop=lp)
 
 
 def test_cnn_logit_is_the_prediction():
@@ -533,6 +631,27 @@ def test_shipped_cnn_study_is_consistent():
     assert int(d["test_index"]) == int(np.argmax(losses))
     assert np.all(d["cg_residual"] <= float(d["config_cg_tol"])) and not d["cg_negative_curvature"].any()
     assert d["predicted"].shape == d["actual"].shape == (len(C.DAMPINGS), 2, len(d["removed"]))
+    # Lanczos proved negative curvature, undamped CG met it, and every damping is beyond it
+    assert d["ritz_values"][0] < 0 and bool(d["undamped_negative_curvature"])
+    assert min(C.DAMPINGS) > -d["ritz_values"][0]
+    # the path's last point is the recorded retraining; the removals are the largest predicted
+    # effects at the first damping, then random ones from the rest
+    k = d["fit_iterations"]  # [D, R]
+    assert k.min() >= 1
+    last = np.take_along_axis(d["fit_path"], (k - 1)[:, :, None, None], axis=2)[:, :, 0, :]  # [D, R, 2]
+    np.testing.assert_allclose(last.transpose(0, 2, 1), d["actual"], rtol=1e-5, atol=1e-7)
+    n_large = int(np.sum(d["chosen"] == "largest"))
+    order = np.argsort(-np.abs(d["removal"][0, 0]))
+    assert set(d["removed"][:n_large]) == set(order[:n_large]) and not set(d["removed"][n_large:]) & set(order[:n_large])
+    # the predicted effects and the gradient similarities, recomputed for the removed peptides
+    x, y = jnp.asarray(D.load_split("train").x), jnp.asarray(D.load_split("train").y, jnp.float32)
+    ti = int(d["test_index"])
+    g = np.asarray(C.test_gradients(params, jnp.asarray(te.x[ti:ti + 1]), jnp.asarray(te.y[ti:ti + 1], jnp.float32)))
+    gi = np.asarray(I.per_example_grads(C.cnn_loss, params, x[d["removed"]], y[d["removed"]]))  # [R, P]
+    n = x.shape[0]
+    np.testing.assert_allclose(gi @ g.T / n, d["gradient_dot"][:, d["removed"]].T, rtol=2e-3, atol=1e-7)
+    for a in range(len(C.DAMPINGS)):
+        np.testing.assert_allclose(gi @ d["s"][a].T / n, d["predicted"][a].T, rtol=2e-3, atol=1e-7)
 
 
 @pytest.mark.slow
@@ -548,6 +667,31 @@ def test_cnn_study_script_on_a_small_setting(tmp_path):
     d = C.load(out)
     assert str(d["config_command"]) == "python -m helpers.influence_cnn --small"
     assert int(d["config_n_train"]) == C.SMALL["n_train"] and tuple(d["config_dampings"]) == C.SMALL["dampings"]
-    assert not d["cg_negative_curvature"].any()
+    assert not d["cg_negative_curvature"].any() and d["ritz_values"][0] < 0 < C.SMALL["dampings"][0] + d["ritz_values"][0]
+    assert d["fit_path"].shape == (1, 2, C.SMALL["fit_maxiter"], 2)
     pred, act = d["predicted"][-1], d["actual"][-1]  # [2, R] at the (only) damping
     np.testing.assert_allclose(pred[:, 0], act[:, 0], rtol=0.3)  # the largest removal
+
+
+def test_predicted_vs_actual_plot():
+    """`plots.predicted_vs_actual`: one scatter per group, the diagonal on equal limits that
+    hold every point, and clear errors for mismatched, non-finite or empty groups."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers import plots
+
+    ax = plots.predicted_vs_actual({"a": ([0.1, -0.2], [0.12, -0.3]), "b": ([0.05], [0.04])}, markers={"b": "x"})
+    assert len(ax.collections) == 2 and ax.get_xlim() == ax.get_ylim() and ax.get_xlim()[1] >= 0.3
+    plt.close("all")
+    with pytest.raises(ValueError, match="group 'a'"):
+        plots.predicted_vs_actual({"a": ([0.1, 0.2], [0.1])})
+    with pytest.raises(ValueError, match="group 'a' holds NaN"):
+        plots.predicted_vs_actual({"a": ([0.1, np.nan], [0.1, 0.2])})
+    with pytest.raises(ValueError, match="non-empty dict"):
+        plots.predicted_vs_actual({})
+    with pytest.raises(TypeError, match="markers"):
+        plots.predicted_vs_actual({"a": ([0.1], [0.1])}, markers="x")
+    plt.close("all")
