@@ -261,9 +261,8 @@ def cnn_study(*, dampings: tuple[float, ...] = DAMPINGS, largest: int = 3, rando
     iters = np.zeros((len(dampings), len(removed)), int)
     fit_gn = np.zeros((len(dampings), len(removed)))
     converged = np.zeros((len(dampings), len(removed)), bool)
-    # (test loss, test logit) after every L-BFGS step: float32 puts a floor under the tilted
-    # gradient (|grad R| at theta0 is cancelled by the tilt), so the path shows whether the
-    # measured change has settled
+    # (test loss, test logit) after every L-BFGS step: in float32 the refits stop short of
+    # fit_rtol (module docstring), so the path shows whether the measured change has settled
     path = np.full((len(dampings), len(removed), fit_maxiter, 2), np.nan)
     for a, d in enumerate(dampings):
         for r, j in enumerate(removed):
