@@ -618,7 +618,8 @@ def test_cnn_logit_is_the_prediction():
 def test_shipped_cnn_study_is_consistent():
     """The shipped whole-CNN study: its recorded command and settings, its test peptide (the
     CNN's worst test error, recomputed here), and its damped solves (relative residual below
-    the CG tolerance, no negative curvature at any shipped damping)."""
+    the CG tolerance, no negative curvature at any shipped damping), its predictions for the
+    removed peptides and |grad R| at the shipped parameters, recomputed."""
     from helpers import influence_cnn as C
 
     d = C.load()
@@ -652,6 +653,10 @@ def test_shipped_cnn_study_is_consistent():
     np.testing.assert_allclose(gi @ g.T / n, d["gradient_dot"][:, d["removed"]].T, rtol=2e-3, atol=1e-7)
     for a in range(len(C.DAMPINGS)):
         np.testing.assert_allclose(gi @ d["s"][a].T / n, d["predicted"][a].T, rtol=2e-3, atol=1e-7)
+    # |grad R| at the shipped parameters (chapter 9 quotes the file's)
+    objective = I.make_objective(C.cnn_loss, params, x, y, weight_decay=C.WEIGHT_DECAY)[0]
+    grad_r = jax.grad(objective)(I.flatten(params)[0], jnp.ones(n))
+    np.testing.assert_allclose(float(jnp.linalg.norm(grad_r)), float(d["grad_norm"]), rtol=1e-3)
 
 
 @pytest.mark.slow
