@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from helpers import validation
-from helpers.influence_solvers import check_loop
+from helpers.influence_solvers import _as_pytree, check_loop
 
 Hvp = Callable[[jax.Array], jax.Array]  # hvp(v[P]) -> [P]
 
@@ -38,11 +38,6 @@ def extreme_eigenvalues(hvp: Hvp, dim: int, key: jax.Array, *, iters: int = 100)
     if not bool(jnp.isfinite(top) & jnp.isfinite(shifted)):
         raise FloatingPointError("power iteration produced NaN or infinity: hvp returned non-finite products")
     return float(top), float(top - shifted)
-
-
-def _as_pytree(fn: Callable) -> jax.tree_util.Partial:
-    """`fn` as a pytree `jit` can take (a `make_hvp` product as it is: its data become arguments)."""
-    return fn if isinstance(fn, jax.tree_util.Partial) else jax.tree_util.Partial(fn)
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "iters"))
