@@ -466,3 +466,26 @@ def test_dropped_statements_are_named():
     assert not out["passed"] and "top-level statements are not graded" in out["message"] and "`HALF`" in out["message"]
     bad = sandbox.lint("import os\nfrom numpy.f2py import os as tools\n")
     assert bad == ["the module `os`", "the module `os` (imported from `numpy.f2py`)"], bad
+
+
+# Changes made while the answer cell is defined (review item: the sandbox's post-cell snapshot keeps
+# the modules' state from before the cell, `snap.setdefault`). A decorator or a default argument runs
+# when the cell is defined: here it replaces the course's reference with one that agrees with a wrong
+# answer, so the check's expected values would agree with it too. Plain attribute assignment inside a
+# function passes the lint (only `setattr`, `__dict__` and `_private` names are refused).
+DEFINITION_TIME = {
+    "decorator": "from helpers import metrics\n\ndef half(y, s):\n    return 0.5\n\n"
+                 "def patch(f):\n    metrics.auroc = half\n    return f\n\n"
+                 "@patch\ndef my_auroc(y, scores):\n    return 0.5\n",
+    "default-argument": "from helpers import metrics\n\ndef half(y, s):\n    return 0.5\n\n"
+                        "def patch():\n    metrics.auroc = half\n    return 0.5\n\n"
+                        "def my_auroc(y, scores, tie=patch()):\n    return tie\n",
+}
+
+
+@pytest.mark.parametrize("how", DEFINITION_TIME)
+def test_a_change_made_while_the_cell_is_defined_is_detected(how):
+    """Fails if the post-cell snapshot overwrote the pre-cell one (`snap[key] = value`): the
+    replaced reference would then be the baseline, and the wrong answer would pass."""
+    out = grading.isolated_check("check_auroc", "my_auroc", DEFINITION_TIME[how], limit_s=120)
+    assert not out["passed"] and "changed helpers.metrics.auroc" in out["message"], out["message"]
