@@ -489,3 +489,14 @@ def test_a_change_made_while_the_cell_is_defined_is_detected(how):
     replaced reference would then be the baseline, and the wrong answer would pass."""
     out = grading.isolated_check("check_auroc", "my_auroc", DEFINITION_TIME[how], limit_s=120)
     assert not out["passed"] and "changed helpers.metrics.auroc" in out["message"], out["message"]
+
+
+def test_auroc_from_the_mann_whitney_u_loses_the_marks():
+    """SciPy's Mann-Whitney U over the number of pairs is the AUROC: graded as a submission
+    (public and hidden cases), it scores 0 with "write it yourself"."""
+    source = ("from scipy.stats import mannwhitneyu\n\ndef my_auroc(y, scores):\n"
+              "    y, scores = np.asarray(y), np.asarray(scores)\n    pos, neg = scores[y == 1], scores[y == 0]\n"
+              "    return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))\n")
+    for seed in (None, 31337):
+        out = grading.isolated_check("check_auroc", "my_auroc", source, seed=seed, limit_s=120)
+        assert not out["passed"] and "write it yourself" in out["message"] and "mannwhitneyu" in out["message"], out
