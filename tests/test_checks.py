@@ -207,11 +207,19 @@ def _det_curve_auroc(y, s):
     return float(np.trapezoid(np.r_[0.0, 1.0 - fnr[::-1], 1.0], np.r_[0.0, fpr[::-1], 1.0]))
 
 
-@pytest.mark.parametrize("answer", [_mannwhitneyu_auroc, _somersd_auroc, _det_curve_auroc],
-                         ids=["scipy-mannwhitneyu", "scipy-somersd", "sklearn-det_curve"])
+def _course_roc_curve_auroc(y, s):
+    from helpers import metrics
+
+    fpr, tpr, _ = metrics.roc_curve(y, s)
+    return float(np.trapezoid(tpr, fpr))
+
+
+@pytest.mark.parametrize("answer", [_mannwhitneyu_auroc, _somersd_auroc, _det_curve_auroc, _course_roc_curve_auroc],
+                         ids=["scipy-mannwhitneyu", "scipy-somersd", "sklearn-det_curve", "course-roc_curve"])
 def test_auroc_library_routes_lose_the_marks(answer):
-    """The Mann-Whitney U over n1 n0, Somers' D (2 AUROC - 1) and scikit-learn's DET curve give
-    the AUROC exactly (first assert); the check refuses them, with its hidden cases too."""
+    """The Mann-Whitney U over n1 n0, Somers' D (2 AUROC - 1), scikit-learn's DET curve and the
+    course's ROC curve give the AUROC exactly (first assert); the check refuses them, with its
+    hidden cases too."""
     from helpers import metrics
 
     y, s = np.array([0, 1, 0, 1, 1, 0, 1]), np.array([0.1, 0.3, 0.3, 0.9, 0.2, 0.5, 0.5])
