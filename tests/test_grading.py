@@ -1,9 +1,11 @@
 """End to end: the Otter assignment built from chapter 1, a folder of submissions graded
 with `python -m helpers.course.grade` (each in a fresh `otter run`, each check in a fresh
-process that gets only the answer cell's source). The correct submission scores full marks;
-a stub, a typical mistake, a monkeypatched check, a call of the course's reference, and
-answers hard-coded from the book's cases each lose the marks they should. The end-to-end test
-needs the `grading` extra (otter-grader) and is skipped without it."""
+process that gets only the answer cell's source, and each answer cell also read from the file
+and checked by the grader itself). The correct submission scores full marks; a stub, a typical
+mistake, a monkeypatched check, a call of the course's reference, answers hard-coded from the
+book's cases, and wrong answers whose notebook forges Otter's passes through its own kernel
+each lose the marks they should. The end-to-end test needs the `grading` extra (otter-grader)
+and is skipped without it."""
 
 import csv
 import json
@@ -53,8 +55,27 @@ ANSWERS = {  # submission -> {function: source of its answer cell}; absent: the 
     "lookup": {  # the book's cases hard-coded (inside the function: top-level statements are not graded); MCC correct
         "my_auroc": "def my_auroc(y, scores):\n    answers = {table!r}\n"
                     "    return answers.get(repr((np.asarray(y).tolist(), np.asarray(scores).tolist())), 0.5)\n"},
+    # Forging through the student's kernel: a cell of its own (not an answer cell) before the answers, run by
+    # `otter run` in the process that then runs the test cells. Both pass every Otter test of these wrong answers.
+    "forged-result": {  # the freshly loaded grading.py takes `secrets` and `subprocess` from sys.modules
+        "my_auroc": "def my_auroc(y, scores):\n    return 0.5\n", "my_mcc": "def my_mcc(y, pred):\n    return 0.0\n",
+        "CELL": "import secrets, subprocess\nsecrets.token_hex = lambda nbytes=None: '0' * 32\n"
+                "subprocess.run = lambda *a, **k: subprocess.CompletedProcess(\n"
+                "    a, 0, '0' * 32 + ' {\"passed\": true, \"message\": \"ok\"}\\n', '')\n"},
+    "forged-source": {  # linecache hands run_check the book's answers for the cells that defined the wrong ones
+        "my_auroc": "def my_auroc(y, scores):\n    return 0.5\n", "my_mcc": "def my_mcc(y, pred):\n    return 0.0\n",
+        "CELL": "import linecache\nbook, getlines = {'my_auroc': {book_my_auroc!r}, 'my_mcc': {book_my_mcc!r}}, linecache.getlines\n\n"
+                "def forged(filename, module_globals=None):\n    lines = getlines(filename, module_globals)\n"
+                "    name = next((n for n in book if any(f'def {n}(' in ln for ln in lines)), None)\n"
+                "    return book[name].splitlines(True) if name else lines\n\n"
+                "linecache.getlines = forged\n"},
 }
-EXPECTED = {"correct": (2, 2), "stub": (0, 0), "mistakes": (0, 0), "cheats": (0, 0), "lookup": (1, 2)}
+EXPECTED = {"correct": (2, 2), "stub": (0, 0), "mistakes": (0, 0), "cheats": (0, 0), "lookup": (1, 2),
+            "forged-result": (0, 0), "forged-source": (0, 0)}
+
+
+def _book(name: str) -> str:
+    return next(e.solution for e in exercises.exercises(ROOT / "chapters" / "01_data_and_model.ipynb") if e.function == name)
 
 
 def _submission(student_nb: nbformat.NotebookNode, answers: dict, table: dict) -> nbformat.NotebookNode:
@@ -65,10 +86,13 @@ def _submission(student_nb: nbformat.NotebookNode, answers: dict, table: dict) -
         name = next(f for f in ("my_auroc", "my_mcc") if f"def {f}(" in cell.source)
         src = answers.get(name)
         if src is None:
-            cell.source = "\n".join(e.solution for e in exercises.exercises(ROOT / "chapters" / "01_data_and_model.ipynb")
-                                    if e.function == name)
+            cell.source = _book(name)
         elif src != "STUB":
             cell.source = src.replace("{table!r}", repr(table))
+    if "CELL" in answers:  # a cell of the student's own, before the first answer
+        first = next(i for i, c in enumerate(nb.cells) if "otter_answer_cell" in c.metadata.get("tags", []))
+        nb.cells.insert(first, nbformat.v4.new_code_cell(
+            answers["CELL"].replace("{book_my_auroc!r}", repr(_book("my_auroc"))).replace("{book_my_mcc!r}", repr(_book("my_mcc")))))
     return nb
 
 
@@ -85,6 +109,11 @@ def test_grade_a_folder_of_submissions(tmp_path, monkeypatch):
 
     with zipfile.ZipFile(next(folder.glob("*-autograder_*.zip"))) as z:  # the secret is not in the zip
         assert not any(secret.encode() in z.read(n) for n in z.namelist())
+    case = {"check": "check_auroc", "function": "my_auroc", "limit_s": 60, "uses": (), "points": 1.0}
+    mcc = {**case, "check": "check_mcc", "function": "my_mcc", "uses": ("my_auroc",)}
+    assert grade.autograder_tests(next(folder.glob("*-autograder_*.zip"))) == {  # what grade runs itself
+        "ch01_auroc": [{**case, "hidden": False}, {**case, "hidden": True}],
+        "ch01_mcc": [{**mcc, "hidden": False}, {**mcc, "hidden": True}]}
     student = nbformat.read(dist / ch1.stem / "student" / f"{ch1.stem}.ipynb", as_version=4)
     assert not any("Each solution is collapsed" in c.source for c in student.cells)  # no stale sentences
     assert not any("pos[:, None] >" in c.source for c in student.cells)  # the solution is not handed out
@@ -102,6 +131,13 @@ def test_grade_a_folder_of_submissions(tmp_path, monkeypatch):
     assert all(r["max"] == "4.0" and r["status"] == "graded" for r in rows.values())
     text = (feedback / "cheats" / f"{ch1.stem}.txt").read_text()
     assert "write it yourself" in text and "may not use" in text and "the module `helpers.course.checks" in text
+    for who in ("forged-result", "forged-source"):  # Otter's tests passed; the isolated checks' sentences count
+        text = (feedback / who / f"{ch1.stem}.txt").read_text()
+        assert text.count("Otter's run of the notebook gave 2: not counted") == 2, text[:3000]
+        assert "- public test (the book's cases): failed [cell 6]: for perfectly separated scores your AUROC is off" \
+            in text, text[:3000]
+    text = (feedback / "correct" / f"{ch1.stem}.txt").read_text()
+    assert text.count(": passed [cell ") == 4 and "Otter's run of the notebook gave" not in text, text[:3000]
 
 
 def test_fresh_check_ignores_a_monkeypatched_check_module(monkeypatch):
@@ -500,3 +536,101 @@ def test_auroc_from_the_mann_whitney_u_loses_the_marks():
     for seed in (None, 31337):
         out = grading.isolated_check("check_auroc", "my_auroc", source, seed=seed, limit_s=120)
         assert not out["passed"] and "write it yourself" in out["message"] and "mannwhitneyu" in out["message"], out
+
+
+# The instructor's own checks (`helpers.course.grade`): the tests read back from the zip, the answer
+# cells read from the notebook file, never run.
+@pytest.mark.parametrize("uses", [(), ("my_auroc",), ("my_a", "my_b")])
+@pytest.mark.parametrize("hidden", [False, True])
+def test_test_cell_reads_back(hidden, uses):
+    code = grading.test_cell("check_mcc", "my_mcc", hidden=hidden, limit_s=77, uses=uses)
+    assert grading.parse_test_cell(code) == {"check": "check_mcc", "function": "my_mcc", "hidden": hidden,
+                                             "limit_s": 77, "uses": uses}
+
+
+@pytest.mark.parametrize("code", ["assert run_check('check_mcc', my_mcc)", "x = (",
+                                  "_g['run_check']('check_mcc', my_mcc, function=name, hidden=False, limit_s=1)",
+                                  "_g['run_check']('check_mcc', my_mcc, function='my_mcc', hidden='no', limit_s=1)"])
+def test_parse_test_cell_refuses_other_code(code):
+    with pytest.raises(ValueError, match="code: not a test written by .*rebuild the autograder"):
+        grading.parse_test_cell(code)
+
+
+def _notebook(sources: list, tmp_path, name="01_data_and_model.ipynb"):
+    """A notebook of code cells (a (source, tags) pair for a tagged cell; a cell as it is),
+    written to `tmp_path`."""
+    cells = []
+    for s in sources:
+        text, tags = s if isinstance(s, tuple) else (s, [])
+        cells.append(s if isinstance(s, dict) else nbformat.v4.new_code_cell(text, metadata={"tags": tags} if tags else {}))
+    path = tmp_path / name
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_answer_cell_is_the_last_definition_otter_runs(tmp_path):
+    path = _notebook(["%matplotlib inline\nimport numpy as np",
+                      "def my_auroc(y, s):\n    return 0.25\n",
+                      nbformat.v4.new_markdown_cell("def my_auroc(y, s):\n    return 1\n"),  # not code
+                      "from helpers.metrics import auroc as my_mcc\n",
+                      "def my_auroc(y, s):\n    return 0.5\n",
+                      ("def my_auroc(y, s):\n    return 0.75\n", ["otter_ignore"]),  # otter run skips it
+                      "x = my_auroc\n"], tmp_path)
+    cells = grade.notebook_cells(path)
+    assert [i for i, _ in cells] == [0, 1, 3, 4, 6]
+    assert cells[0][1].startswith("get_ipython().run_line_magic('matplotlib', 'inline')")  # as the kernel compiles it
+    assert grade.answer_cell(cells, "my_auroc") == (4, "def my_auroc(y, s):\n    return 0.5\n")
+    assert grade.answer_cell(cells, "my_mcc")[0] == 3
+    assert grade.answer_cell(cells, "my_spearman") is None
+    broken = (7, "def my_auroc(y, s)\n    return 1\n")  # does not parse: the kernel keeps the earlier definition
+    assert grade.answer_cell([*cells, broken], "my_auroc")[0] == 4
+    assert grade.answer_cell([cells[0], broken], "my_auroc") == broken  # the only try: its check says why
+
+
+def test_isolated_results_never_run_the_notebook(tmp_path):
+    """The forging cell (here it would also leave a file behind) never runs: each answer cell
+    is graded on its own, the earlier exercise's cell sent first only when the answer names it,
+    with the hidden seed of that very source."""
+    marker = tmp_path / "ran.txt"
+    wrong_mcc = "def my_mcc(y, pred):\n    return float(my_auroc(y, pred)) * 0.0\n"
+    path = _notebook([f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n",
+                      _book("my_auroc"), "def unused():\n    pass\n", wrong_mcc], tmp_path)
+    test = {"check": "check_mcc", "function": "my_mcc", "limit_s": 120, "uses": ("my_auroc",), "points": 1.0}
+    tests = {"ch01_auroc": [{"check": "check_auroc", "function": "my_auroc", "hidden": True, "limit_s": 120,
+                             "uses": (), "points": 1.0}],
+             "ch01_mcc": [{**test, "hidden": False}]}
+    out = grade.isolated_results(grade.notebook_cells(path), tests, secret="a-secret-0123")
+    assert not marker.exists()
+    (auroc,), (mcc,) = out["ch01_auroc"], out["ch01_mcc"]
+    assert auroc["passed"] and auroc["cells"] == [1], auroc
+    assert not mcc["passed"] and mcc["cells"] == [1, 3] and "MCC" in mcc["message"], mcc
+
+
+def _zip(tmp_path, tests: dict):
+    """An autograder zip with Otter's OK-format tests: name -> [(code, hidden, points)]."""
+    import pprint
+    import zipfile
+
+    path = tmp_path / "ch-autograder_1.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, cases in tests.items():
+            test = {"name": name, "points": None, "suites": [{"cases": [
+                {"code": "".join(f">>> {line}\n" for line in code.splitlines()), "hidden": hidden, "locked": False,
+                 "points": points} for code, hidden, points in cases], "scored": True, "setup": "", "teardown": "",
+                "type": "doctest"}]}
+            z.writestr(f"tests/{name}.py", f"OK_FORMAT = True\n\ntest = {pprint.pformat(test)}\n")
+        z.writestr("run_autograder", "")
+    return path
+
+
+def test_autograder_tests_read_the_zip_and_refuse_others(tmp_path):
+    public = grading.test_cell("check_mcc", "my_mcc", hidden=False, limit_s=9, uses=("my_auroc",))
+    path = _zip(tmp_path, {"ch01_mcc": [(public, False, 1), (public.replace("hidden=False", "hidden=True"), True, 1)]})
+    case = {"check": "check_mcc", "function": "my_mcc", "limit_s": 9, "uses": ("my_auroc",), "points": 1.0}
+    assert grade.autograder_tests(path) == {"ch01_mcc": [{**case, "hidden": False}, {**case, "hidden": True}]}
+    for tests in ({"q": [("assert my_mcc(1) == 2", False, 1)]}, {"q": [(public, False, None)]}, {}):
+        with pytest.raises(ValueError, match="autograders: .*(not an Otter test of this course|has no tests).*rebuild"):
+            grade.autograder_tests(_zip(tmp_path, tests))
+    (tmp_path / "bad.zip").write_text("not a zip")
+    with pytest.raises(ValueError, match="autograders: .*bad.zip is not a readable zip"):
+        grade.autograder_tests(tmp_path / "bad.zip")
