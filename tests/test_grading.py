@@ -634,3 +634,13 @@ def test_autograder_tests_read_the_zip_and_refuse_others(tmp_path):
     (tmp_path / "bad.zip").write_text("not a zip")
     with pytest.raises(ValueError, match="autograders: .*bad.zip is not a readable zip"):
         grade.autograder_tests(tmp_path / "bad.zip")
+
+
+def test_build_into_a_relative_folder(tmp_path, monkeypatch):
+    """The README's build command names `dist/` relative to the current folder; `otter assign`
+    runs inside it, where that relative path would name nothing."""
+    pytest.importorskip("otter")
+    monkeypatch.chdir(tmp_path)
+    (folder,) = course_otter.build("dist", [ROOT / "chapters" / "01_data_and_model.ipynb"], limit_s=60)
+    assert folder == tmp_path / "dist" / "01_data_and_model" / "autograder"
+    assert len(list(folder.glob("*-autograder_*.zip"))) == 1
