@@ -129,11 +129,14 @@ def test_grade_a_folder_of_submissions(tmp_path, monkeypatch):
     got = {who: (float(r["ch01_auroc"] or 0), float(r["ch01_mcc"] or 0)) for who, r in rows.items()}
     assert got == EXPECTED, got
     assert all(r["max"] == "4.0" and r["status"] == "graded" for r in rows.values())
+    assert {who: r["otter"] for who, r in rows.items()} == {  # Otter's own totals: reported, not counted
+        **{who: f"{sum(score):g}" for who, score in EXPECTED.items()}, "forged-result": "4", "forged-source": "4"}
     text = (feedback / "cheats" / f"{ch1.stem}.txt").read_text()
     assert "write it yourself" in text and "may not use" in text and "the module `helpers.course.checks" in text
     for who in ("forged-result", "forged-source"):  # Otter's tests passed; the isolated checks' sentences count
         text = (feedback / who / f"{ch1.stem}.txt").read_text()
-        assert text.count("Otter's run of the notebook gave 2: not counted") == 2, text[:3000]
+        assert text.count("Otter's run of the notebook gave 2 (graded), more than the isolated checks: not counted") \
+            == 2, text[:3000]
         assert "- public test (the book's cases): failed [cell 6]: for perfectly separated scores your AUROC is off" \
             in text, text[:3000]
     text = (feedback / "correct" / f"{ch1.stem}.txt").read_text()
@@ -644,3 +647,23 @@ def test_build_into_a_relative_folder(tmp_path, monkeypatch):
     (folder,) = course_otter.build("dist", [ROOT / "chapters" / "01_data_and_model.ipynb"], limit_s=60)
     assert folder == tmp_path / "dist" / "01_data_and_model" / "autograder"
     assert len(list(folder.glob("*-autograder_*.zip"))) == 1
+
+
+WRITES = {  # an answer that writes a file (a check module, a .pth file) changes what every later check runs
+    "savetxt": "def my_auroc(y, scores):\n    np.savetxt({path!r}, [], header='print(1)', comments='')\n    return 0.5\n",
+    "tofile": "def my_auroc(y, scores):\n    np.ones(3).tofile({path!r})\n    return 0.5\n",
+    "memmap": "def my_auroc(y, scores):\n    np.memmap({path!r}, mode='w+', shape=(3,))\n    return 0.5\n",
+    "while-defined": "def write():\n    np.save({path!r}, np.ones(2))\n    return 0.5\n\n"
+                     "def my_auroc(y, scores, tie=write()):\n    return tie\n",
+}
+
+
+@pytest.mark.parametrize("how", WRITES)
+def test_the_answer_may_not_write_files(how, tmp_path):
+    """The guard refuses opening a file for writing while the answer's code runs (also when
+    the answer catches the error): nothing is written, the answer scores 0."""
+    path = tmp_path / "written.py"
+    out = grading.isolated_check("check_auroc", "my_auroc", WRITES[how].replace("{path!r}", repr(str(path))),
+                                 limit_s=120)
+    assert not out["passed"] and "a file opened for writing" in out["message"], out["message"]
+    assert not list(tmp_path.iterdir())
