@@ -667,3 +667,37 @@ def test_the_answer_may_not_write_files(how, tmp_path):
                                  limit_s=120)
     assert not out["passed"] and "a file opened for writing" in out["message"], out["message"]
     assert not list(tmp_path.iterdir())
+
+
+def test_grade_folder_counts_the_isolated_checks_run_before_any_otter_run(tmp_path, monkeypatch):
+    """Every submission's isolated checks run before the first `otter run` (whose kernel runs the
+    student's cells, with the instructor's rights); the gradebook counts them, and an Otter run
+    that reports more (a forgery) or less is only named in the feedback."""
+    events = []
+    code = grading.test_cell("check_auroc", "my_auroc", hidden=False, limit_s=9)
+    zip_path = _zip(tmp_path, {"ch01_auroc": [(code, False, 1), (code.replace("hidden=False", "hidden=True"), True, 1)]})
+    folder = tmp_path / "dist" / "01_data_and_model" / "autograder"
+    folder.mkdir(parents=True)
+    zip_path.rename(folder / "01_data_and_model-autograder_1.zip")
+    (tmp_path / "dist" / course_otter.SECRET_FILE).write_text("a-secret-0123\n")
+    for who, body in (("alice", "return 0.5"), ("bob", "return 1.0")):
+        (tmp_path / "subs" / who).mkdir(parents=True)
+        _notebook([f"def my_auroc(y, s):\n    {body}\n"], tmp_path / "subs" / who)
+
+    def isolated(cells, tests, *, secret):
+        events.append(("checks", cells[0][1].split()[-1]))
+        assert secret == "a-secret-0123"
+        return {q: [{**c, "cells": [0], "passed": not c["hidden"] and "1.0" in cells[0][1], "message": "m"} for c in cs]
+                for q, cs in tests.items()}
+
+    def otter(notebook, zip_path, *, secret, timeout_s):
+        events.append(("otter", nbformat.read(notebook, as_version=4).cells[0].source.split()[-1]))
+        return {"scores": {"ch01_auroc": (2.0, 2.0)}, "output": "forged", "status": "graded"}
+
+    monkeypatch.setattr(grade, "isolated_results", isolated)
+    monkeypatch.setattr(grade, "run_otter", otter)
+    rows = grade.grade_folder(tmp_path / "subs", tmp_path / "dist", out=tmp_path / "g.csv", feedback=tmp_path / "fb")
+    assert events == [("checks", "0.5"), ("checks", "1.0"), ("otter", "0.5"), ("otter", "1.0")]
+    assert [(r["ch01_auroc"], r["total"], r["max"], r["otter"]) for r in rows] == [(0.0, 0.0, 2.0, "2"), (1.0, 1.0, 2.0, "2")]
+    text = (tmp_path / "fb" / "alice" / "01_data_and_model.txt").read_text()
+    assert "Otter's run of the notebook gave 2 (graded), more than the isolated checks: not counted" in text

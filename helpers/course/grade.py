@@ -1,34 +1,39 @@
-"""Grade a folder of submitted notebooks with the Otter autograders of the book, and with
-this process's own run of every check on the answer cells read from the notebook file.
+"""Grade a folder of submitted notebooks: every test of the chapter's Otter autograder is
+run by this process itself on the answer cells read from the notebook file; `otter run` is
+reported beside it.
 
     python -m helpers.course.grade SUBMISSIONS/ --autograders DIST/ [--out gradebook.csv]
         [--feedback FEEDBACK/] [--timeout-s 1800] [--secret-file DIST/grading_secret.txt]
 
-Every `*.ipynb` under SUBMISSIONS (e.g. `alice/01_data_and_model.ipynb`) is graded by the
+Every `*.ipynb` under SUBMISSIONS (e.g. `alice/01_data_and_model.ipynb`) is graded with the
 autograder of the chapter its file name names (`DIST/<chapter>/autograder/*.zip`, written by
-`python -m helpers.course.otter DIST`) in two ways:
+`python -m helpers.course.otter DIST`):
 
-1. `otter run` in a fresh process, as Otter grades (the student-facing `grader.check` runs the
-   same tests). It executes the whole notebook, so the student's own cells run in the process
-   that then runs the test cells, and can forge what it reports (replace `subprocess.run`,
-   `secrets.token_hex` or `linecache` there).
-2. The isolated checks, run from this process, which never runs the student's code: for each
+1. The isolated checks, which count. This process never runs the student's code: for each
    test of the zip (read back with `grading.parse_test_cell`), the answer cell is read from the
-   notebook file (`answer_cell`: the last code cell Otter runs that defines the exercise's
-   function at top level), preceded by the cells of the earlier exercises' functions it names,
-   as the test cell does, and sent to `grading.isolated_check` (a fresh `python -I` process,
-   `helpers.course.sandbox`) with the same seed as Otter's test: the book's cases for the
-   public test, for the hidden one the seed drawn from that source and the grading secret.
+   notebook file (`answer_cell`: the last code cell `otter run` executes that defines the
+   exercise's function at top level), preceded by the cells of the earlier exercises'
+   functions it names, as the test cell does, and sent to `grading.isolated_check` (a fresh
+   `python -I` process, `helpers.course.sandbox`, which refuses writing files) with the same
+   seed as Otter's test: the book's cases for the public test, for the hidden one the seed
+   drawn from that source and the grading secret. A question scores the points of the tests
+   whose isolated check passed.
+2. `otter run` in a fresh process, as Otter grades (the student-facing `grader.check` runs the
+   same tests): reported in the feedback and in the gradebook's `otter` column, never counted.
+   It executes the whole notebook, so the student's own cells run in the process that then
+   runs the test cells, and can forge what it reports (replace `subprocess.run`,
+   `secrets.token_hex` or `linecache` there); they also run with the instructor's rights (they
+   can write files, such as the course's code that later checks import), so every submission's
+   isolated checks run before the first `otter run`. A question where the two differ says so
+   in the feedback.
 
-An exercise's score is the lower of the two: Otter's score of the question and the points of
-the tests whose isolated check passed. The isolated checks decide (Otter's run can only lower
-a score, never raise it above them); a disagreement is named in the feedback. Writes the
-gradebook (one row per submission, one column per exercise, then total and maximum) and one
-feedback file per submission (each test's isolated result with the check's sentence, then
-Otter's report). `--timeout-s` stops `otter run`; each isolated check stops at its own limit
-(`--limit-s` of the build, read from the test). The grading secret (`DIST/grading_secret.txt`,
-written by the build) reaches Otter's tests only through the environment of `otter run`
-(`COURSE_GRADING_SALT`); each check's process gets the seed drawn from it, not the secret."""
+Writes the gradebook (one row per submission, one column per exercise, then total, maximum and
+Otter's total) and one feedback file per submission (each test's isolated result with the
+check's sentence and the cells it graded, then Otter's report). `--timeout-s` stops `otter run`;
+each isolated check stops at its own limit (`--limit-s` of the build, read from the test). The
+grading secret (`DIST/grading_secret.txt`, written by the build) reaches Otter's tests only
+through the environment of `otter run` (`COURSE_GRADING_SALT`); each check's process gets the
+seed drawn from it, not the secret."""
 
 from __future__ import annotations
 
@@ -94,7 +99,7 @@ def autograder_tests(zip_path: Path) -> dict[str, list[dict]]:
                     {**parse_test_cell("".join(e.source for e in doctest.DocTestParser().get_examples(c["code"]))),
                      "points": float(c["points"])}  # the build gives every test its points (1)
                     for suite in test["suites"] for c in suite["cases"]]
-            except (SyntaxError, StopIteration, ValueError, KeyError, TypeError) as e:
+            except (SyntaxError, StopIteration, ValueError, KeyError, TypeError, AttributeError) as e:
                 raise ValueError(f"{where} is not an Otter test of this course ({type(e).__name__}: {e}); "
                                  "rebuild it with python -m helpers.course.otter") from None
     if not out:
@@ -214,47 +219,59 @@ def run_otter(notebook: Path, zip_path: Path, *, secret: str, timeout_s: int = 1
     return {"scores": scores, "output": "\n".join(lines), "status": "graded"}
 
 
-def grade_one(notebook: Path, zip_path: Path, *, secret: str, timeout_s: int = 1800) -> dict:
-    """Grade one notebook both ways (see the module's docstring): `run_otter`, then
-    `isolated_results` on the answer cells read from the file; each question scores the lower
-    of Otter's score and the points of the tests whose isolated check passed. Returns
-    {"scores": {question: (score, max)}, "feedback": text, "status": "graded" | "timeout" | "error"}."""
-    tests = autograder_tests(zip_path)
-    otter = run_otter(notebook, zip_path, secret=secret, timeout_s=timeout_s)
+def check_one(notebook: Path, tests: dict[str, list[dict]], *, secret: str) -> dict:
+    """The isolated checks of one notebook (`isolated_results` on `notebook_cells`): {"results":
+    question -> its cases' results, "unreadable": why the file could not be read, or None}."""
     try:
-        cells = notebook_cells(notebook)
+        cells, unreadable = notebook_cells(notebook), None
     except Exception as e:  # noqa: BLE001  (a file nbformat cannot read: every test fails, with the reason)
         cells, unreadable = [], f"the notebook could not be read: {type(e).__name__}: {e}"
-    else:
-        unreadable = None
-    isolated = isolated_results(cells, tests, secret=secret)
+    results = isolated_results(cells, tests, secret=secret)
+    if unreadable:
+        results = {q: [{**r, "message": unreadable} for r in rs] for q, rs in results.items()}
+    return {"results": results, "unreadable": unreadable}
+
+
+def report(checked: dict, otter: dict) -> dict:
+    """The grade of one notebook from its isolated checks (`check_one`); Otter's run (`run_otter`)
+    is reported beside it, never counted. Returns {"scores": {question: (score, max)},
+    "feedback": text, "status": "graded" | "error", "otter": Otter's total, or its status}."""
     scores, lines = {}, ["Each test names the notebook's cells it graded (counted from 1, every cell included).", ""]
-    for question, results in isolated.items():
+    for question, results in checked["results"].items():
         full = sum((r["points"] for r in results), 0.0)
-        passed = sum((r["points"] for r in results if r["passed"]), 0.0)
-        by_otter = otter["scores"].get(question, (0.0, full))[0]
-        scores[question] = (min(passed, by_otter), full)
+        scores[question] = (sum((r["points"] for r in results if r["passed"]), 0.0), full)
         lines.append(f"## {question}: {scores[question][0]:g} / {full:g}")
         for r in results:
             what = "hidden test (other cases)" if r["hidden"] else "public test (the book's cases)"
             where = f" [cell{'s' * (len(r['cells']) > 1)} {', '.join(str(i + 1) for i in r['cells'])}]" if r["cells"] else ""
-            lines.append(f"- {what}: {'passed' if r['passed'] else 'failed'}{where}: {unreadable or r['message']}")
-        if by_otter > passed:
-            lines.append(f"- Otter's run of the notebook gave {by_otter:g}: not counted, only tests the isolated check "
-                         "passes score")
-        elif by_otter < passed:
-            lines.append(f"- Otter's run of the notebook gave {by_otter:g} ({otter['status']}): the lower score counts")
+            lines.append(f"- {what}: {'passed' if r['passed'] else 'failed'}{where}: {r['message']}")
+        by_otter = otter["scores"].get(question, (0.0, full))[0]
+        if by_otter != scores[question][0]:
+            lines.append(f"- Otter's run of the notebook gave {by_otter:g} ({otter['status']}), "
+                         + ("more than the isolated checks: not counted (code in the notebook's kernel can forge "
+                            "Otter's result)" if by_otter > scores[question][0] else
+                            "less than the isolated checks: not counted (see Otter's report below)"))
         lines.append("")
-    lines += ["# Otter's report (from the notebook's own kernel; the scores above count only what the isolated checks "
-              "pass)", "", otter["output"]]
-    return {"scores": scores, "feedback": "\n".join(lines), "status": otter["status"]}
+    lines += ["# Otter's report (from the notebook's own kernel; reported, not counted)", "", otter["output"]]
+    total = sum(s for s, _ in otter["scores"].values())
+    return {"scores": scores, "feedback": "\n".join(lines), "status": "error" if checked["unreadable"] else "graded",
+            "otter": f"{total:g}" if otter["status"] == "graded" else otter["status"]}
+
+
+def grade_one(notebook: Path, zip_path: Path, *, secret: str, timeout_s: int = 1800) -> dict:
+    """Grade one notebook (see the module's docstring): its isolated checks (`check_one`) first,
+    before any of its code runs outside a check's process, then `run_otter`; see `report`."""
+    checked = check_one(notebook, autograder_tests(zip_path), secret=secret)
+    return report(checked, run_otter(notebook, zip_path, secret=secret, timeout_s=timeout_s))
 
 
 def grade_folder(submissions: Path, autograders: Path, *, out: Path, feedback: Path, timeout_s: int = 1800,
                  secret_file: Path | None = None) -> list[dict]:
     """Grade every notebook under `submissions`; writes the gradebook CSV `out` and a
     feedback file per submission under `feedback`; returns the rows. The secret is read from
-    `secret_file` (default `autograders/grading_secret.txt`)."""
+    `secret_file` (default `autograders/grading_secret.txt`). Every submission's isolated
+    checks run first, then `otter run` on each: a notebook's kernel (which can write files as
+    the instructor) runs only after every check that counts has run."""
     from helpers.course.otter import SECRET_FILE
 
     # absolute before anything runs elsewhere: `otter run` works in a temporary folder, where the
@@ -267,13 +284,21 @@ def grade_folder(submissions: Path, autograders: Path, *, out: Path, feedback: P
     notebooks = sorted(p for p in submissions.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     if not notebooks:
         raise ValueError(f"submissions: no notebooks under {submissions}")
-    rows, columns = [], []
-    for nb in notebooks:
-        ident = str(nb.relative_to(submissions).with_suffix(""))
+    checked = []
+    for nb in notebooks:  # 1. the isolated checks of every submission
         try:
-            result = grade_one(nb, autograder_zip(autograders, nb.stem), secret=secret, timeout_s=timeout_s)
+            zip_path = autograder_zip(autograders, nb.stem)
+            checked.append((nb, zip_path, check_one(nb, autograder_tests(zip_path), secret=secret)))
         except ValueError as e:
-            result = {"scores": {}, "feedback": str(e), "status": "error"}
+            checked.append((nb, None, str(e)))
+        print(f"{nb.relative_to(submissions).with_suffix('')}: checked", flush=True)
+    rows, columns = [], []
+    for nb, zip_path, result in checked:  # 2. otter run on each, reported beside the checks
+        ident = str(nb.relative_to(submissions).with_suffix(""))
+        if zip_path is None:
+            result = {"scores": {}, "feedback": result, "status": "error", "otter": ""}
+        else:
+            result = report(result, run_otter(nb, zip_path, secret=secret, timeout_s=timeout_s))
         row = {"submission": ident, "chapter": nb.stem, "status": result["status"]}
         for name, (score, _) in result["scores"].items():
             row[name] = score
@@ -281,15 +306,17 @@ def grade_folder(submissions: Path, autograders: Path, *, out: Path, feedback: P
                 columns.append(name)
         row["total"] = sum(s for s, _ in result["scores"].values())
         row["max"] = sum(m for _, m in result["scores"].values())
+        row["otter"] = result["otter"]
         rows.append(row)
         path = Path(feedback) / f"{ident}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"# {ident}: {row['total']:g} / {row['max']:g} ({result['status']})\n\n{result['feedback']}\n")
-        print(f"{ident}: {row['total']:g} / {row['max']:g} ({result['status']})", flush=True)
+        print(f"{ident}: {row['total']:g} / {row['max']:g} ({result['status']}; otter run: {row['otter']})", flush=True)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["submission", "chapter", "status", *columns, "total", "max"], restval="")
+        writer = csv.DictWriter(f, fieldnames=["submission", "chapter", "status", *columns, "total", "max", "otter"],
+                                restval="")
         writer.writeheader()
         writer.writerows(rows)
     return rows
