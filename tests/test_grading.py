@@ -592,8 +592,7 @@ def test_answer_cell_is_the_last_definition_otter_runs(tmp_path):
 
 def test_isolated_results_never_run_the_notebook(tmp_path):
     """The forging cell (here it would also leave a file behind) never runs: each answer cell
-    is graded on its own, the earlier exercise's cell sent first only when the answer names it,
-    with the hidden seed of that very source."""
+    is graded on its own, the earlier exercise's cell sent first only when the answer names it."""
     marker = tmp_path / "ran.txt"
     wrong_mcc = "def my_mcc(y, pred):\n    return float(my_auroc(y, pred)) * 0.0\n"
     path = _notebook([f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n",
@@ -607,6 +606,37 @@ def test_isolated_results_never_run_the_notebook(tmp_path):
     (auroc,), (mcc,) = out["ch01_auroc"], out["ch01_mcc"]
     assert auroc["passed"] and auroc["cells"] == [1], auroc
     assert not mcc["passed"] and mcc["cells"] == [1, 3] and "MCC" in mcc["message"], mcc
+
+
+def test_grade_sends_what_the_test_cell_sends(tmp_path, monkeypatch):
+    """The grader's own check of a notebook gets the source and the seed that Otter's test cell
+    gets in the kernel (`run_check`): the earlier exercise's cell first when the answer calls
+    it, the book's cases for the public test, the same hidden seed."""
+    from helpers.course import sandbox
+
+    sent = []
+
+    def spy(name, function, source, *, seed=None, limit_s=120):
+        sent.append((name, function, sandbox.filter_source(source), seed))
+        return {"passed": True, "message": "ok"}
+
+    monkeypatch.setattr(grading, "isolated_check", spy)
+    monkeypatch.setenv(grading.SALT_ENV, "a-secret-0123")
+    cells = ["%matplotlib inline", _book("my_auroc"), "def my_mcc(y, pred):\n    return my_auroc(y, pred) * 0.0\n"]
+    ns = {"np": np}
+    for k, text in enumerate(cells[1:]):
+        _answer_cell(text, ns, f"same-source-{k}")
+    for hidden in (False, True):  # as the kernel runs the test cells
+        grading.run_check("check_mcc", ns["my_mcc"], function="my_mcc", hidden=hidden, uses=[ns["my_auroc"]])
+        grading.run_check("check_auroc", ns["my_auroc"], function="my_auroc", hidden=hidden)
+    kernel, sent[:] = sent[:], []
+    case = {"check": "check_mcc", "function": "my_mcc", "limit_s": 120, "uses": ("my_auroc",), "points": 1.0}
+    auroc = {**case, "check": "check_auroc", "function": "my_auroc", "uses": ()}
+    tests = {"mcc": [{**case, "hidden": False}], "auroc": [{**auroc, "hidden": False}],
+             "mcc-hidden": [{**case, "hidden": True}], "auroc-hidden": [{**auroc, "hidden": True}]}
+    grade.isolated_results(grade.notebook_cells(_notebook(cells, tmp_path)), tests, secret="a-secret-0123")
+    assert sent == kernel and len(kernel) == 4
+    assert kernel[0][2].startswith("def my_auroc") and kernel[0][3] is None and kernel[2][3] is not None
 
 
 def _zip(tmp_path, tests: dict):
