@@ -186,6 +186,62 @@ def test_auroc_occlusion_and_edit_distance_checks():
         checks.check_edit_distance(lambda a, b: sum(p != q for p, q in zip(a, b, strict=False)) + abs(len(a) - len(b)))
 
 
+def _mannwhitneyu_auroc(y, s):
+    from scipy.stats import mannwhitneyu
+
+    y, s = np.asarray(y), np.asarray(s)
+    return float(mannwhitneyu(s[y == 1], s[y == 0]).statistic / ((y == 1).sum() * (y == 0).sum()))
+
+
+def _somersd_auroc(y, s):
+    from scipy.stats import somersd
+
+    d = somersd(np.asarray(y), np.asarray(s)).statistic  # Somers' D = 2 AUROC - 1
+    return float((d + 1.0) / 2.0) if np.isfinite(d) else 0.5  # undefined (0 / 0) when every score is tied
+
+
+def _det_curve_auroc(y, s):
+    from sklearn.metrics import det_curve
+
+    fpr, fnr, _ = det_curve(y, s)  # thresholds increasing; the ends (0, 0) and (1, 1) of the ROC curve left out
+    return float(np.trapezoid(np.r_[0.0, 1.0 - fnr[::-1], 1.0], np.r_[0.0, fpr[::-1], 1.0]))
+
+
+def _course_roc_curve_auroc(y, s):
+    from helpers import metrics
+
+    fpr, tpr, _ = metrics.roc_curve(y, s)
+    return float(np.trapezoid(tpr, fpr))
+
+
+@pytest.mark.parametrize("answer", [_mannwhitneyu_auroc, _somersd_auroc, _det_curve_auroc, _course_roc_curve_auroc],
+                         ids=["scipy-mannwhitneyu", "scipy-somersd", "sklearn-det_curve", "course-roc_curve"])
+def test_auroc_library_routes_lose_the_marks(answer):
+    """The Mann-Whitney U over n1 n0, Somers' D (2 AUROC - 1), scikit-learn's DET curve and the
+    course's ROC curve give the AUROC exactly (first assert); the check refuses them, with its
+    hidden cases too."""
+    from helpers import metrics
+
+    y, s = np.array([0, 1, 0, 1, 1, 0, 1]), np.array([0.1, 0.3, 0.3, 0.9, 0.2, 0.5, 0.5])
+    assert abs(answer(y, s) - metrics.auroc(y, s)) < 1e-12
+    for seed in (None, 4):
+        with pytest.raises(checks.CheckFailed, match="write it yourself"):
+            checks.check_auroc(answer, seed=seed)
+
+
+def test_auroc_from_rankdata_is_allowed():
+    """`scipy.stats.rankdata` is a building block, not the answer: the rank-sum formula passes."""
+    from scipy.stats import rankdata
+
+    def by_ranks(y, s):
+        y = np.asarray(y)
+        n1, n0 = int((y == 1).sum()), int((y == 0).sum())
+        return float((rankdata(s)[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+    assert "pass" in checks.check_auroc(by_ranks)
+    assert "pass" in checks.check_auroc(by_ranks, seed=4)
+
+
 def test_failure_messages_do_not_reveal_the_expected_values():
     """A lookup table built from failures gets nothing: the messages name the property and
     the size of the error, not the answer (here: the AUROC of 1.0, 0.0, 0.5, 0.75)."""

@@ -1,9 +1,11 @@
 """End to end: the Otter assignment built from chapter 1, a folder of submissions graded
 with `python -m helpers.course.grade` (each in a fresh `otter run`, each check in a fresh
-process that gets only the answer cell's source). The correct submission scores full marks;
-a stub, a typical mistake, a monkeypatched check, a call of the course's reference, and
-answers hard-coded from the book's cases each lose the marks they should. The end-to-end test
-needs the `grading` extra (otter-grader) and is skipped without it."""
+process that gets only the answer cell's source, and each answer cell also read from the file
+and checked by the grader itself). The correct submission scores full marks; a stub, a typical
+mistake, a monkeypatched check, a call of the course's reference, answers hard-coded from the
+book's cases, and wrong answers whose notebook forges Otter's passes through its own kernel
+each lose the marks they should. The end-to-end test needs the `grading` extra (otter-grader)
+and is skipped without it."""
 
 import csv
 import json
@@ -53,8 +55,27 @@ ANSWERS = {  # submission -> {function: source of its answer cell}; absent: the 
     "lookup": {  # the book's cases hard-coded (inside the function: top-level statements are not graded); MCC correct
         "my_auroc": "def my_auroc(y, scores):\n    answers = {table!r}\n"
                     "    return answers.get(repr((np.asarray(y).tolist(), np.asarray(scores).tolist())), 0.5)\n"},
+    # Forging through the student's kernel: a cell of its own (not an answer cell) before the answers, run by
+    # `otter run` in the process that then runs the test cells. Both pass every Otter test of these wrong answers.
+    "forged-result": {  # the freshly loaded grading.py takes `secrets` and `subprocess` from sys.modules
+        "my_auroc": "def my_auroc(y, scores):\n    return 0.5\n", "my_mcc": "def my_mcc(y, pred):\n    return 0.0\n",
+        "CELL": "import secrets, subprocess\nsecrets.token_hex = lambda nbytes=None: '0' * 32\n"
+                "subprocess.run = lambda *a, **k: subprocess.CompletedProcess(\n"
+                "    a, 0, '0' * 32 + ' {\"passed\": true, \"message\": \"ok\"}\\n', '')\n"},
+    "forged-source": {  # linecache hands run_check the book's answers for the cells that defined the wrong ones
+        "my_auroc": "def my_auroc(y, scores):\n    return 0.5\n", "my_mcc": "def my_mcc(y, pred):\n    return 0.0\n",
+        "CELL": "import linecache\nbook, getlines = {'my_auroc': {book_my_auroc!r}, 'my_mcc': {book_my_mcc!r}}, linecache.getlines\n\n"
+                "def forged(filename, module_globals=None):\n    lines = getlines(filename, module_globals)\n"
+                "    name = next((n for n in book if any(f'def {n}(' in ln for ln in lines)), None)\n"
+                "    return book[name].splitlines(True) if name else lines\n\n"
+                "linecache.getlines = forged\n"},
 }
-EXPECTED = {"correct": (2, 2), "stub": (0, 0), "mistakes": (0, 0), "cheats": (0, 0), "lookup": (1, 2)}
+EXPECTED = {"correct": (2, 2), "stub": (0, 0), "mistakes": (0, 0), "cheats": (0, 0), "lookup": (1, 2),
+            "forged-result": (0, 0), "forged-source": (0, 0)}
+
+
+def _book(name: str) -> str:
+    return next(e.solution for e in exercises.exercises(ROOT / "chapters" / "01_data_and_model.ipynb") if e.function == name)
 
 
 def _submission(student_nb: nbformat.NotebookNode, answers: dict, table: dict) -> nbformat.NotebookNode:
@@ -65,10 +86,13 @@ def _submission(student_nb: nbformat.NotebookNode, answers: dict, table: dict) -
         name = next(f for f in ("my_auroc", "my_mcc") if f"def {f}(" in cell.source)
         src = answers.get(name)
         if src is None:
-            cell.source = "\n".join(e.solution for e in exercises.exercises(ROOT / "chapters" / "01_data_and_model.ipynb")
-                                    if e.function == name)
+            cell.source = _book(name)
         elif src != "STUB":
             cell.source = src.replace("{table!r}", repr(table))
+    if "CELL" in answers:  # a cell of the student's own, before the first answer
+        first = next(i for i, c in enumerate(nb.cells) if "otter_answer_cell" in c.metadata.get("tags", []))
+        nb.cells.insert(first, nbformat.v4.new_code_cell(
+            answers["CELL"].replace("{book_my_auroc!r}", repr(_book("my_auroc"))).replace("{book_my_mcc!r}", repr(_book("my_mcc")))))
     return nb
 
 
@@ -85,6 +109,11 @@ def test_grade_a_folder_of_submissions(tmp_path, monkeypatch):
 
     with zipfile.ZipFile(next(folder.glob("*-autograder_*.zip"))) as z:  # the secret is not in the zip
         assert not any(secret.encode() in z.read(n) for n in z.namelist())
+    case = {"check": "check_auroc", "function": "my_auroc", "limit_s": 60, "uses": (), "points": 1.0}
+    mcc = {**case, "check": "check_mcc", "function": "my_mcc", "uses": ("my_auroc",)}
+    assert grade.autograder_tests(next(folder.glob("*-autograder_*.zip"))) == {  # what grade runs itself
+        "ch01_auroc": [{**case, "hidden": False}, {**case, "hidden": True}],
+        "ch01_mcc": [{**mcc, "hidden": False}, {**mcc, "hidden": True}]}
     student = nbformat.read(dist / ch1.stem / "student" / f"{ch1.stem}.ipynb", as_version=4)
     assert not any("Each solution is collapsed" in c.source for c in student.cells)  # no stale sentences
     assert not any("pos[:, None] >" in c.source for c in student.cells)  # the solution is not handed out
@@ -100,8 +129,18 @@ def test_grade_a_folder_of_submissions(tmp_path, monkeypatch):
     got = {who: (float(r["ch01_auroc"] or 0), float(r["ch01_mcc"] or 0)) for who, r in rows.items()}
     assert got == EXPECTED, got
     assert all(r["max"] == "4.0" and r["status"] == "graded" for r in rows.values())
+    assert {who: r["otter"] for who, r in rows.items()} == {  # Otter's own totals: reported, not counted
+        **{who: f"{sum(score):g}" for who, score in EXPECTED.items()}, "forged-result": "4", "forged-source": "4"}
     text = (feedback / "cheats" / f"{ch1.stem}.txt").read_text()
     assert "write it yourself" in text and "may not use" in text and "the module `helpers.course.checks" in text
+    for who in ("forged-result", "forged-source"):  # Otter's tests passed; the isolated checks' sentences count
+        text = (feedback / who / f"{ch1.stem}.txt").read_text()
+        assert text.count("Otter's run of the notebook gave 2 (graded), more than the isolated checks: not counted") \
+            == 2, text[:3000]
+        assert "- public test (the book's cases): failed [cell 6]: for perfectly separated scores your AUROC is off" \
+            in text, text[:3000]
+    text = (feedback / "correct" / f"{ch1.stem}.txt").read_text()
+    assert text.count(": passed [cell ") == 4 and "Otter's run of the notebook gave" not in text, text[:3000]
 
 
 def test_fresh_check_ignores_a_monkeypatched_check_module(monkeypatch):
@@ -466,3 +505,229 @@ def test_dropped_statements_are_named():
     assert not out["passed"] and "top-level statements are not graded" in out["message"] and "`HALF`" in out["message"]
     bad = sandbox.lint("import os\nfrom numpy.f2py import os as tools\n")
     assert bad == ["the module `os`", "the module `os` (imported from `numpy.f2py`)"], bad
+
+
+# Changes made while the answer cell is defined (review item: the sandbox's post-cell snapshot keeps
+# the modules' state from before the cell, `snap.setdefault`). A decorator or a default argument runs
+# when the cell is defined: here it replaces the course's reference with one that agrees with a wrong
+# answer, so the check's expected values would agree with it too. Plain attribute assignment inside a
+# function passes the lint (only `setattr`, `__dict__` and `_private` names are refused).
+DEFINITION_TIME = {
+    "decorator": "from helpers import metrics\n\ndef half(y, s):\n    return 0.5\n\n"
+                 "def patch(f):\n    metrics.auroc = half\n    return f\n\n"
+                 "@patch\ndef my_auroc(y, scores):\n    return 0.5\n",
+    "default-argument": "from helpers import metrics\n\ndef half(y, s):\n    return 0.5\n\n"
+                        "def patch():\n    metrics.auroc = half\n    return 0.5\n\n"
+                        "def my_auroc(y, scores, tie=patch()):\n    return tie\n",
+}
+
+
+@pytest.mark.parametrize("how", DEFINITION_TIME)
+def test_a_change_made_while_the_cell_is_defined_is_detected(how):
+    """Fails if the post-cell snapshot overwrote the pre-cell one (`snap[key] = value`): the
+    replaced reference would then be the baseline, and the wrong answer would pass."""
+    out = grading.isolated_check("check_auroc", "my_auroc", DEFINITION_TIME[how], limit_s=120)
+    assert not out["passed"] and "changed helpers.metrics.auroc" in out["message"], out["message"]
+
+
+def test_auroc_from_the_mann_whitney_u_loses_the_marks():
+    """SciPy's Mann-Whitney U over the number of pairs is the AUROC: graded as a submission
+    (public and hidden cases), it scores 0 with "write it yourself"."""
+    source = ("from scipy.stats import mannwhitneyu\n\ndef my_auroc(y, scores):\n"
+              "    y, scores = np.asarray(y), np.asarray(scores)\n    pos, neg = scores[y == 1], scores[y == 0]\n"
+              "    return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))\n")
+    for seed in (None, 31337):
+        out = grading.isolated_check("check_auroc", "my_auroc", source, seed=seed, limit_s=120)
+        assert not out["passed"] and "write it yourself" in out["message"] and "mannwhitneyu" in out["message"], out
+
+
+# The instructor's own checks (`helpers.course.grade`): the tests read back from the zip, the answer
+# cells read from the notebook file, never run.
+@pytest.mark.parametrize("uses", [(), ("my_auroc",), ("my_a", "my_b")])
+@pytest.mark.parametrize("hidden", [False, True])
+def test_test_cell_reads_back(hidden, uses):
+    code = grading.test_cell("check_mcc", "my_mcc", hidden=hidden, limit_s=77, uses=uses)
+    assert grading.parse_test_cell(code) == {"check": "check_mcc", "function": "my_mcc", "hidden": hidden,
+                                             "limit_s": 77, "uses": uses}
+
+
+@pytest.mark.parametrize("code", ["assert run_check('check_mcc', my_mcc)", "x = (",
+                                  "_g['run_check']('check_mcc', my_mcc, function=name, hidden=False, limit_s=1)",
+                                  "_g['run_check']('check_mcc', my_mcc, function='my_mcc', hidden='no', limit_s=1)"])
+def test_parse_test_cell_refuses_other_code(code):
+    with pytest.raises(ValueError, match="code: not a test written by .*rebuild the autograder"):
+        grading.parse_test_cell(code)
+
+
+def _notebook(sources: list, tmp_path, name="01_data_and_model.ipynb"):
+    """A notebook of code cells (a (source, tags) pair for a tagged cell; a cell as it is),
+    written to `tmp_path`."""
+    cells = []
+    for s in sources:
+        text, tags = s if isinstance(s, tuple) else (s, [])
+        cells.append(s if isinstance(s, dict) else nbformat.v4.new_code_cell(text, metadata={"tags": tags} if tags else {}))
+    path = tmp_path / name
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_answer_cell_is_the_last_definition_otter_runs(tmp_path):
+    path = _notebook(["%matplotlib inline\nimport numpy as np",
+                      "def my_auroc(y, s):\n    return 0.25\n",
+                      nbformat.v4.new_markdown_cell("def my_auroc(y, s):\n    return 1\n"),  # not code
+                      "from helpers.metrics import auroc as my_mcc\n",
+                      "def my_auroc(y, s):\n    return 0.5\n",
+                      ("def my_auroc(y, s):\n    return 0.75\n", ["otter_ignore"]),  # otter run skips it
+                      "x = my_auroc\n"], tmp_path)
+    cells = grade.notebook_cells(path)
+    assert [i for i, _ in cells] == [0, 1, 3, 4, 6]
+    assert cells[0][1].startswith("get_ipython().run_line_magic('matplotlib', 'inline')")  # as the kernel compiles it
+    assert grade.answer_cell(cells, "my_auroc") == (4, "def my_auroc(y, s):\n    return 0.5\n")
+    assert grade.answer_cell(cells, "my_mcc")[0] == 3
+    assert grade.answer_cell(cells, "my_spearman") is None
+    broken = (7, "def my_auroc(y, s)\n    return 1\n")  # does not parse: the kernel keeps the earlier definition
+    assert grade.answer_cell([*cells, broken], "my_auroc")[0] == 4
+    assert grade.answer_cell([cells[0], broken], "my_auroc") == broken  # the only try: its check says why
+
+
+def test_isolated_results_never_run_the_notebook(tmp_path):
+    """The forging cell (here it would also leave a file behind) never runs: each answer cell
+    is graded on its own, the earlier exercise's cell sent first only when the answer names it."""
+    marker = tmp_path / "ran.txt"
+    wrong_mcc = "def my_mcc(y, pred):\n    return float(my_auroc(y, pred)) * 0.0\n"
+    path = _notebook([f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n",
+                      _book("my_auroc"), "def unused():\n    pass\n", wrong_mcc], tmp_path)
+    test = {"check": "check_mcc", "function": "my_mcc", "limit_s": 120, "uses": ("my_auroc",), "points": 1.0}
+    tests = {"ch01_auroc": [{"check": "check_auroc", "function": "my_auroc", "hidden": True, "limit_s": 120,
+                             "uses": (), "points": 1.0}],
+             "ch01_mcc": [{**test, "hidden": False}]}
+    out = grade.isolated_results(grade.notebook_cells(path), tests, secret="a-secret-0123")
+    assert not marker.exists()
+    (auroc,), (mcc,) = out["ch01_auroc"], out["ch01_mcc"]
+    assert auroc["passed"] and auroc["cells"] == [1], auroc
+    assert not mcc["passed"] and mcc["cells"] == [1, 3] and "MCC" in mcc["message"], mcc
+
+
+def test_grade_sends_what_the_test_cell_sends(tmp_path, monkeypatch):
+    """The grader's own check of a notebook gets the source and the seed that Otter's test cell
+    gets in the kernel (`run_check`): the earlier exercise's cell first when the answer calls
+    it, the book's cases for the public test, the same hidden seed."""
+    from helpers.course import sandbox
+
+    sent = []
+
+    def spy(name, function, source, *, seed=None, limit_s=120):
+        sent.append((name, function, sandbox.filter_source(source), seed))
+        return {"passed": True, "message": "ok"}
+
+    monkeypatch.setattr(grading, "isolated_check", spy)
+    monkeypatch.setenv(grading.SALT_ENV, "a-secret-0123")
+    cells = ["%matplotlib inline", _book("my_auroc"), "def my_mcc(y, pred):\n    return my_auroc(y, pred) * 0.0\n"]
+    ns = {"np": np}
+    for k, text in enumerate(cells[1:]):
+        _answer_cell(text, ns, f"same-source-{k}")
+    for hidden in (False, True):  # as the kernel runs the test cells
+        grading.run_check("check_mcc", ns["my_mcc"], function="my_mcc", hidden=hidden, uses=[ns["my_auroc"]])
+        grading.run_check("check_auroc", ns["my_auroc"], function="my_auroc", hidden=hidden)
+    kernel, sent[:] = sent[:], []
+    case = {"check": "check_mcc", "function": "my_mcc", "limit_s": 120, "uses": ("my_auroc",), "points": 1.0}
+    auroc = {**case, "check": "check_auroc", "function": "my_auroc", "uses": ()}
+    tests = {"mcc": [{**case, "hidden": False}], "auroc": [{**auroc, "hidden": False}],
+             "mcc-hidden": [{**case, "hidden": True}], "auroc-hidden": [{**auroc, "hidden": True}]}
+    grade.isolated_results(grade.notebook_cells(_notebook(cells, tmp_path)), tests, secret="a-secret-0123")
+    assert sent == kernel and len(kernel) == 4
+    assert kernel[0][2].startswith("def my_auroc") and kernel[0][3] is None and kernel[2][3] is not None
+
+
+def _zip(tmp_path, tests: dict):
+    """An autograder zip with Otter's OK-format tests: name -> [(code, hidden, points)]."""
+    import pprint
+    import zipfile
+
+    path = tmp_path / "ch-autograder_1.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, cases in tests.items():
+            test = {"name": name, "points": None, "suites": [{"cases": [
+                {"code": "".join(f">>> {line}\n" for line in code.splitlines()), "hidden": hidden, "locked": False,
+                 "points": points} for code, hidden, points in cases], "scored": True, "setup": "", "teardown": "",
+                "type": "doctest"}]}
+            z.writestr(f"tests/{name}.py", f"OK_FORMAT = True\n\ntest = {pprint.pformat(test)}\n")
+        z.writestr("run_autograder", "")
+    return path
+
+
+def test_autograder_tests_read_the_zip_and_refuse_others(tmp_path):
+    public = grading.test_cell("check_mcc", "my_mcc", hidden=False, limit_s=9, uses=("my_auroc",))
+    path = _zip(tmp_path, {"ch01_mcc": [(public, False, 1), (public.replace("hidden=False", "hidden=True"), True, 1)]})
+    case = {"check": "check_mcc", "function": "my_mcc", "limit_s": 9, "uses": ("my_auroc",), "points": 1.0}
+    assert grade.autograder_tests(path) == {"ch01_mcc": [{**case, "hidden": False}, {**case, "hidden": True}]}
+    for tests in ({"q": [("assert my_mcc(1) == 2", False, 1)]}, {"q": [(public, False, None)]}, {}):
+        with pytest.raises(ValueError, match="autograders: .*(not an Otter test of this course|has no tests).*rebuild"):
+            grade.autograder_tests(_zip(tmp_path, tests))
+    (tmp_path / "bad.zip").write_text("not a zip")
+    with pytest.raises(ValueError, match="autograders: .*bad.zip is not a readable zip"):
+        grade.autograder_tests(tmp_path / "bad.zip")
+
+
+def test_build_into_a_relative_folder(tmp_path, monkeypatch):
+    """The README's build command names `dist/` relative to the current folder; `otter assign`
+    runs inside it, where that relative path would name nothing."""
+    pytest.importorskip("otter")
+    monkeypatch.chdir(tmp_path)
+    (folder,) = course_otter.build("dist", [ROOT / "chapters" / "01_data_and_model.ipynb"], limit_s=60)
+    assert folder == tmp_path / "dist" / "01_data_and_model" / "autograder"
+    assert len(list(folder.glob("*-autograder_*.zip"))) == 1
+
+
+WRITES = {  # an answer that writes a file (a check module, a .pth file) changes what every later check runs
+    "savetxt": "def my_auroc(y, scores):\n    np.savetxt({path!r}, [], header='print(1)', comments='')\n    return 0.5\n",
+    "tofile": "def my_auroc(y, scores):\n    np.ones(3).tofile({path!r})\n    return 0.5\n",
+    "memmap": "def my_auroc(y, scores):\n    np.memmap({path!r}, mode='w+', shape=(3,))\n    return 0.5\n",
+    "while-defined": "def write():\n    np.save({path!r}, np.ones(2))\n    return 0.5\n\n"
+                     "def my_auroc(y, scores, tie=write()):\n    return tie\n",
+}
+
+
+@pytest.mark.parametrize("how", WRITES)
+def test_the_answer_may_not_write_files(how, tmp_path):
+    """The guard refuses opening a file for writing while the answer's code runs (also when
+    the answer catches the error): nothing is written, the answer scores 0."""
+    path = tmp_path / "written.py"
+    out = grading.isolated_check("check_auroc", "my_auroc", WRITES[how].replace("{path!r}", repr(str(path))),
+                                 limit_s=120)
+    assert not out["passed"] and "a file opened for writing" in out["message"], out["message"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_grade_folder_counts_the_isolated_checks_run_before_any_otter_run(tmp_path, monkeypatch):
+    """Every submission's isolated checks run before the first `otter run` (whose kernel runs the
+    student's cells, with the instructor's rights); the gradebook counts them, and an Otter run
+    that reports more (a forgery) or less is only named in the feedback."""
+    events = []
+    code = grading.test_cell("check_auroc", "my_auroc", hidden=False, limit_s=9)
+    zip_path = _zip(tmp_path, {"ch01_auroc": [(code, False, 1), (code.replace("hidden=False", "hidden=True"), True, 1)]})
+    folder = tmp_path / "dist" / "01_data_and_model" / "autograder"
+    folder.mkdir(parents=True)
+    zip_path.rename(folder / "01_data_and_model-autograder_1.zip")
+    (tmp_path / "dist" / course_otter.SECRET_FILE).write_text("a-secret-0123\n")
+    for who, body in (("alice", "return 0.5"), ("bob", "return 1.0")):
+        (tmp_path / "subs" / who).mkdir(parents=True)
+        _notebook([f"def my_auroc(y, s):\n    {body}\n"], tmp_path / "subs" / who)
+
+    def isolated(cells, tests, *, secret):
+        events.append(("checks", cells[0][1].split()[-1]))
+        assert secret == "a-secret-0123"
+        return {q: [{**c, "cells": [0], "passed": not c["hidden"] and "1.0" in cells[0][1], "message": "m"} for c in cs]
+                for q, cs in tests.items()}
+
+    def otter(notebook, zip_path, *, secret, timeout_s):
+        events.append(("otter", nbformat.read(notebook, as_version=4).cells[0].source.split()[-1]))
+        return {"scores": {"ch01_auroc": (2.0, 2.0)}, "output": "forged", "status": "graded"}
+
+    monkeypatch.setattr(grade, "isolated_results", isolated)
+    monkeypatch.setattr(grade, "run_otter", otter)
+    rows = grade.grade_folder(tmp_path / "subs", tmp_path / "dist", out=tmp_path / "g.csv", feedback=tmp_path / "fb")
+    assert events == [("checks", "0.5"), ("checks", "1.0"), ("otter", "0.5"), ("otter", "1.0")]
+    assert [(r["ch01_auroc"], r["total"], r["max"], r["otter"]) for r in rows] == [(0.0, 0.0, 2.0, "2"), (1.0, 1.0, 2.0, "2")]
+    text = (tmp_path / "fb" / "alice" / "01_data_and_model.txt").read_text()
+    assert "Otter's run of the notebook gave 2 (graded), more than the isolated checks: not counted" in text

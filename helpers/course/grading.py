@@ -12,10 +12,16 @@ process at the time limit. The sandbox gets the seed, not the secret.
 
 A failing check raises `AssertionError` with the check's sentence: Otter records the test as
 failed and shows the sentence; in the student's copy `grader.check("...")` displays it
-without stopping Run All."""
+without stopping Run All.
+
+The test cell runs in the student's kernel, after the student's own cells, which can replace
+what this file imports (`subprocess`, `secrets`, `linecache`) and so forge a pass. The gradebook
+does not rely on it: `python -m helpers.course.grade` reads each test back (`parse_test_cell`)
+and each answer cell from the submitted file, and calls `isolated_check` itself."""
 
 from __future__ import annotations
 
+import ast
 import json
 import linecache
 import os
@@ -42,6 +48,22 @@ def cell_source(student: Callable) -> str:
     if not lines:
         raise AssertionError("the source of the function to check is not available: define it in the answer cell")
     return "".join(lines)
+
+
+def names(source: str, name: str) -> bool:
+    """Whether `source` mentions `name` as a whole word (an answer that may call an earlier exercise's function)."""
+    return re.search(rf"\b{re.escape(name)}\b", source) is not None
+
+
+def with_earlier(source: str, earlier: list[str]) -> str:
+    """The source graded for an answer: the cells of the earlier exercises' functions it calls
+    (`earlier`, only those the answer names: another cell's mistakes stay its own), each once
+    and not the answer's own cell, first, then the answer cell."""
+    cells = []
+    for text in earlier:
+        if text not in cells and text != source:
+            cells.append(text)
+    return "\n\n".join([*cells, source])
 
 
 def isolated_check(name: str, function: str, source: str, *, seed: int | None = None, limit_s: int = 120) -> dict:
@@ -83,14 +105,8 @@ def run_check(name: str, student: Callable, *, function: str | None = None, hidd
         raise AssertionError(f"{name}: the function to check is not defined yet (got {type(student).__name__})")
     function = function or getattr(student, "__name__", "")
     source = cell_source(student) if source is None else source
-    cells = []
-    for earlier in uses or ():  # only those the answer names: another cell's mistakes stay its own
-        if callable(earlier) and getattr(earlier, "__code__", None) is not None \
-                and re.search(rf"\b{re.escape(earlier.__name__)}\b", source):
-            text = cell_source(earlier)
-            if text not in cells and text != source:
-                cells.append(text)
-    source = "\n\n".join([*cells, source])
+    source = with_earlier(source, [cell_source(f) for f in uses or () if callable(f)
+                                   and getattr(f, "__code__", None) is not None and names(source, f.__name__)])
     seed = None
     if hidden:
         salt = os.environ.get(SALT_ENV) if salt is None else salt
@@ -109,9 +125,38 @@ def run_check(name: str, student: Callable, *, function: str | None = None, hidd
 
 def test_cell(check: str, function: str, *, hidden: bool, limit_s: int, uses: tuple = ()) -> str:
     """The code of an Otter test: loads this file afresh and runs `run_check` (`uses`: the
-    names of the chapter's earlier exercise functions)."""
+    names of the chapter's earlier exercise functions). `parse_test_cell` reads it back."""
     uses_arg = f", uses=[globals().get(_n) for _n in {tuple(uses)!r}]" if uses else ""
     return ("import importlib.util as _grading_util, runpy as _grading_runpy\n"
             "_grading = _grading_runpy.run_path(_grading_util.find_spec('helpers.course.grading').origin)\n"
             f"assert _grading['run_check']({check!r}, {function}, function={function!r}, hidden={hidden}, "
             f"limit_s={limit_s}{uses_arg})")
+
+
+def parse_test_cell(code: str) -> dict:
+    """The arguments of a test that `test_cell` wrote (its inverse, for `helpers.course.grade`,
+    which runs the same checks itself): `{"check", "function", "hidden", "limit_s", "uses"}`.
+    Raises ValueError when `code` is not such a test."""
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"code: not a test written by helpers.course.grading.test_cell ({why}); "
+                          "rebuild the autograder with python -m helpers.course.otter")
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as e:
+        raise refuse(f"it does not parse: {e}") from None
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Subscript)
+             and isinstance(n.func.slice, ast.Constant) and n.func.slice.value == "run_check"]
+    if len(calls) != 1 or len(calls[0].args) != 2:
+        raise refuse(f"{len(calls)} calls of run_check, expected one with two positional arguments")
+    call, keywords = calls[0], {k.arg: k.value for k in calls[0].keywords}
+    try:
+        out = {"check": ast.literal_eval(call.args[0]), "function": ast.literal_eval(keywords["function"]),
+               "hidden": ast.literal_eval(keywords["hidden"]), "limit_s": ast.literal_eval(keywords["limit_s"]),
+               "uses": tuple(ast.literal_eval(keywords["uses"].generators[0].iter)) if "uses" in keywords else ()}
+    except (KeyError, IndexError, AttributeError, ValueError, TypeError) as e:
+        raise refuse(f"its arguments are not literals: {type(e).__name__}: {e}") from None
+    if not (isinstance(out["check"], str) and isinstance(out["function"], str) and isinstance(out["hidden"], bool)
+            and isinstance(out["limit_s"], int) and all(isinstance(u, str) for u in out["uses"])):
+        raise refuse(f"unexpected argument types: {out!r}")
+    return out

@@ -132,7 +132,7 @@ def build(out: str | Path, chapters: list[Path], *, limit_s: int = 120) -> list[
     """Write the master notebooks and run `otter assign` on each; returns the autograder
     folders (`OUT/<chapter>/autograder`). Writes a fresh grading secret to
     `OUT/grading_secret.txt` unless one is there (keep it: the hidden cases depend on it)."""
-    out = Path(out)
+    out = Path(out).resolve()  # `otter assign` runs inside it, where a relative OUT would name nothing
     (out / "masters").mkdir(parents=True, exist_ok=True)
     if not (out / SECRET_FILE).exists():
         # created owner-only (0600), never readable by others even for a moment

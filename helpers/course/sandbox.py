@@ -8,11 +8,12 @@ the answer cell only its imports and its function and class definitions (`filter
 top-level statements that patch things never run here), refuses sources that reach into the
 interpreter (`lint`: frames, closures, `__code__`, `getattr`, `sys`, `os`, `inspect`, ...,
 also handed out by an allowed package, and `banned_modules_in` after the cell is defined),
-installs an audit hook that refuses frames, signals and other processes while the answer's code
-is on the stack (`install_guard`; not a sandbox), runs the check with `seed` on the function
-(whose outputs the check converts to plain data at once: `checks._common._plain`), and
-writes `<nonce> {"passed": bool, "message": str}` to a private copy of its standard output (the student's prints go to stderr). The
-caller (`helpers.course.grading.run_check`) enforces the time limit by killing the process.
+installs an audit hook that refuses frames, signals, other processes and writing files while the
+answer's code is on the stack (`install_guard`; not a sandbox), runs the check with `seed` on the
+function (whose outputs the check converts to plain data at once: `checks._common._plain`), and
+writes `<nonce> {"passed": bool, "message": str}` to a private copy of its standard output (the
+student's prints go to stderr). The caller (`helpers.course.grading.isolated_check`) enforces the
+time limit by killing the process.
 """
 
 from __future__ import annotations
@@ -245,7 +246,9 @@ def banned_modules_in(namespace: dict, preset: dict) -> list[str]:
 
 # Audit events (CPython 3.11, https://docs.python.org/3.11/library/audit_events.html) refused while
 # the answer's code is on the stack: frames (the grader's locals), the garbage collector's view
-# of every object, profilers, code objects built by hand, other processes, signals, file descriptors.
+# of every object, profilers, code objects built by hand, other processes, signals, file descriptors,
+# and changes to files (a check module, a `.pth` file or a submission rewritten would change what
+# every later check runs: `python -m helpers.course.grade` runs all of them before any `otter run`).
 FRAME_MODULES = frozenset({"inspect", "traceback", "logging", "pdb", "bdb", "cgitb", "trace", "profile", "cProfile",
                            "tracemalloc", "faulthandler", "asyncio.tasks", "asyncio.base_tasks", "code", "doctest"})
 FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
@@ -256,7 +259,12 @@ REFUSED_EVENTS = frozenset({
     "subprocess.Popen", "pty.spawn", "signal.pthread_kill", "ctypes.dlopen", "ctypes.dlsym", "ctypes.addressof",
     "ctypes.cdata", "ctypes.call_function", "ctypes.string_at", "ctypes.wstring_at", "ctypes.PyObj_FromPtr",
     "socket.connect", "socket.bind",
+    "os.rename", "os.remove", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.truncate", "os.chmod",
+    "os.chown", "os.utime", "os.chflags", "os.lchflags", "os.removexattr", "os.setxattr", "shutil.copyfile",
+    "shutil.copymode", "shutil.copystat", "shutil.copytree", "shutil.move", "shutil.rmtree", "shutil.make_archive",
+    "shutil.unpack_archive",
 })
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND  # `open` for writing (its audit flags)
 REFUSED: list[str] = []  # the events refused since the guard was installed (the answer may catch the error)
 
 
@@ -266,11 +274,12 @@ class Refused(RuntimeError):
 
 def install_guard(namespace: dict) -> None:
     """`sys.addaudithook`: while a frame of the answer's code (globals `namespace`) is on the
-    stack, the events `REFUSED_EVENTS`, the frame attributes `FRAME_ATTRIBUTES` (`inspect.stack`,
-    `inspect.currentframe`, a traceback's or generator's frame) and `open` of a file descriptor
-    raise `Refused` and are recorded in `REFUSED` (grading then fails the answer). A hook cannot
-    be removed: this process grades one answer and exits. Not a sandbox: it closes the routes
-    the review found, not every route."""
+    stack, the events `REFUSED_EVENTS` (also renaming, removing and copying files), the frame
+    attributes `FRAME_ATTRIBUTES` (`inspect.stack`, `inspect.currentframe`, a traceback's or
+    generator's frame), `open` of a file descriptor and `open` of a file for writing raise
+    `Refused` and are recorded in `REFUSED` (grading then fails the answer). A hook cannot be
+    removed: this process grades one answer and exits. Not a sandbox: it closes the routes the
+    review found, not every route."""
     busy = [False]
 
     def answer_on_stack(event: str) -> bool:
@@ -292,9 +301,13 @@ def install_guard(namespace: dict) -> None:
                 return
             what = f"the attribute `.{args[1]}` (a frame)"
         elif event == "open":
-            if not isinstance(args[0], int):
+            if isinstance(args[0], int):
+                what = "`open` of a file descriptor"
+            elif (len(args) > 2 and isinstance(args[2], int) and args[2] & WRITE_FLAGS) \
+                    or (len(args) > 1 and isinstance(args[1], str) and set(args[1]) & set("wax+")):
+                what = "a file opened for writing"
+            else:
                 return
-            what = "`open` of a file descriptor"
         elif event in REFUSED_EVENTS:
             what = f"`{event}`"
         else:
@@ -362,6 +375,7 @@ def grade(request: dict) -> dict:
     namespace.update(preset)
     extra = _check_imports(module.__file__)
     snap = _snapshot(extra)
+    sys.dont_write_bytecode = True  # an import the answer makes writes no `.pyc` (the guard refuses writing files)
     install_guard(namespace)
     try:
         exec(compile(graded, "<answer cell>", "exec"), namespace)

@@ -27,13 +27,35 @@ def _shuffled(y, s, rng, seed):
     return y[order], rng.uniform(0.5, 3.0) * s[order] + rng.normal()
 
 
+# Library functions that hand out the AUROC, or a curve or statistic it is one step from, and
+# are off limits in the AUROC exercise (see `_auroc_forbidden`; besides the course's `metrics.auroc`
+# and `metrics.roc_curve`, whose area is the AUROC): scikit-learn's ROC curve and its
+# other forms (DET: 1 - FNR against FPR; the confusion matrix at every threshold, public from
+# scikit-learn 1.8), and SciPy's Mann-Whitney U (U / (n1 n0) is the AUROC) and Somers' D
+# (2 AUROC - 1 for 0/1 labels). `scipy.stats.rankdata` stays allowed: a building block.
+SKLEARN_AUROC = ("roc_auc_score", "roc_curve", "auc", "det_curve", "precision_recall_curve",
+                 "confusion_matrix_at_thresholds")
+SCIPY_AUROC = ("mannwhitneyu", "somersd")
+
+
+def _auroc_forbidden() -> tuple:
+    """The course's `metrics.auroc` and `metrics.roc_curve`, and the library functions of
+    `SKLEARN_AUROC` and `SCIPY_AUROC` this installation has."""
+    import scipy.stats
+    import sklearn.metrics
+
+    from helpers import metrics
+
+    found = [getattr(sklearn.metrics, n, None) for n in SKLEARN_AUROC] + [getattr(scipy.stats, n, None) for n in SCIPY_AUROC]
+    return (metrics.auroc, metrics.roc_curve, *(f for f in found if f is not None))
+
+
 def check_auroc(student: Callable, *, seed: int | None = None) -> str:
     """`student(y [N] in {0, 1}, scores [N]) -> AUROC`. Cases by hand (perfect, reversed,
     all tied, one swapped pair) and random scores with ties against `metrics.auroc`; the
-    course's `metrics.auroc` and scikit-learn's `roc_auc_score`, `roc_curve` and `auc` are off limits
-    while yours runs."""
-    from sklearn.metrics import auc, roc_auc_score, roc_curve
-
+    course's `metrics.auroc` and `metrics.roc_curve`, scikit-learn's ROC curves (`roc_auc_score`, `roc_curve`, `auc`,
+    `det_curve`, ...) and SciPy's `mannwhitneyu` and `somersd` (see `SKLEARN_AUROC`,
+    `SCIPY_AUROC`) are off limits while yours runs: "write it yourself"."""
     from helpers import metrics
 
     rng = _rng(seed)
@@ -48,7 +70,7 @@ def check_auroc(student: Callable, *, seed: int | None = None) -> str:
         y[:2] = (0, 1)
         cases.append((y, rng.integers(0, 5, n).astype(float)))
         names.append(f"random scores with many ties ({k + 1} of 3)")
-    raw = _collect(student, cases, what="your AUROC", forbidden=(metrics.auroc, roc_auc_score, roc_curve, auc), raw=True)
+    raw = _collect(student, cases, what="your AUROC", forbidden=_auroc_forbidden(), raw=True)
     for (y, s), out, name in zip(cases, raw, names, strict=True):
         got = np.asarray(out, dtype=float)
         if got.shape != ():
