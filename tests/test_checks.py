@@ -214,12 +214,43 @@ def _course_roc_curve_auroc(y, s):
     return float(np.trapezoid(tpr, fpr))
 
 
-@pytest.mark.parametrize("answer", [_mannwhitneyu_auroc, _somersd_auroc, _det_curve_auroc, _course_roc_curve_auroc],
-                         ids=["scipy-mannwhitneyu", "scipy-somersd", "sklearn-det_curve", "course-roc_curve"])
+def _ranksums_auroc(y, s):
+    from scipy.stats import ranksums
+
+    y, s = np.asarray(y), np.asarray(s)
+    n1, n0 = int((y == 1).sum()), int((y == 0).sum())
+    z = ranksums(s[y == 1], s[y == 0]).statistic  # (R1 - n1 (n + 1) / 2) / sqrt(n1 n0 (n + 1) / 12), no tie correction
+    u = z * np.sqrt(n1 * n0 * (n1 + n0 + 1) / 12.0) + n1 * (n1 + n0 + 1) / 2.0 - n1 * (n1 + 1) / 2.0
+    return float(u / (n1 * n0))
+
+
+def _kendalltau_auroc(y, s):
+    from scipy.stats import kendalltau
+
+    y, s = np.asarray(y), np.asarray(s)
+    n1, n0, n = int((y == 1).sum()), int((y == 0).sum()), len(y)
+    tau = kendalltau(y, s, variant="c").statistic  # tau_c = 8 n1 n0 (AUROC - 1/2) / n^2 for 0/1 labels
+    return float(0.5 + tau * n**2 / (8.0 * n1 * n0)) if np.isfinite(tau) else 0.5  # NaN when every score is tied
+
+
+def _mstats_auroc(y, s):
+    from scipy.stats import mstats
+
+    y, s = np.asarray(y), np.asarray(s)
+    pairs = int((y == 1).sum()) * int((y == 0).sum())
+    u = float(mstats.mannwhitneyu(s[y == 1], s[y == 0]).statistic) / pairs  # the smaller of U / pairs and 1 - U / pairs
+    tau = float(mstats.kendalltau(y, s).statistic)  # its sign says which
+    return max(u, 1.0 - u) if tau > 0 else min(u, 1.0 - u)
+
+
+@pytest.mark.parametrize("answer", [_mannwhitneyu_auroc, _somersd_auroc, _ranksums_auroc, _kendalltau_auroc,
+                                    _mstats_auroc, _det_curve_auroc, _course_roc_curve_auroc],
+                         ids=["scipy-mannwhitneyu", "scipy-somersd", "scipy-ranksums", "scipy-kendalltau",
+                              "scipy-mstats", "sklearn-det_curve", "course-roc_curve"])
 def test_auroc_library_routes_lose_the_marks(answer):
-    """The Mann-Whitney U over n1 n0, Somers' D (2 AUROC - 1), scikit-learn's DET curve and the
-    course's ROC curve give the AUROC exactly (first assert); the check refuses them, with its
-    hidden cases too."""
+    """The Mann-Whitney U over n1 n0, Somers' D (2 AUROC - 1), the rank-sum z, Kendall's tau-c,
+    scikit-learn's DET curve and the course's ROC curve give the AUROC exactly (first assert);
+    the check refuses them, with its hidden cases too."""
     from helpers import metrics
 
     y, s = np.array([0, 1, 0, 1, 1, 0, 1]), np.array([0.1, 0.3, 0.3, 0.9, 0.2, 0.5, 0.5])

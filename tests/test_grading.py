@@ -11,6 +11,7 @@ import csv
 import json
 import linecache
 import sys
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -315,6 +316,9 @@ def test_filter_and_lint():
                                  "the name `getattr`"]
     for ex in exercises.all_exercises():  # every book answer is allowed
         assert sandbox.lint(sandbox.filter_source(ex.solution)) == [], ex.name
+    # modules that load a copy of the course's code from a path, or write files from C
+    for module in ("pydoc", "imp", "sqlite3"):
+        assert sandbox.lint(f"import {module}\n") == [f"the module `{module}`"], module
 
 
 def test_hidden_cases_depend_on_the_source_and_the_salt_not_on_layout():
@@ -688,6 +692,71 @@ WRITES = {  # an answer that writes a file (a check module, a .pth file) changes
 }
 
 
+THREADED = {  # the same from a library's worker thread, where no frame of the answer is on the stack
+    "joblib-savetxt": "from joblib import Parallel, delayed\n\n"
+                      "def my_auroc(y, scores):\n"
+                      "    Parallel(n_jobs=2, backend='threading')(delayed(np.savetxt)({path!r}, np.zeros(1)) for _ in range(2))\n"
+                      "    return 0.5\n",
+    # a removal, which the file-size limit under the audit hook does not stop (without the guard's
+    # rule for worker threads, the folder is gone)
+    "thread_map-remove": "from tqdm.contrib.concurrent import thread_map\nfrom sklearn.datasets import clear_data_home\n\n"
+                         "def my_auroc(y, scores):\n"
+                         "    thread_map(clear_data_home, [{keep!r}])\n"
+                         "    return 0.5\n",
+}
+
+
+@pytest.mark.parametrize("how", THREADED)
+def test_the_answer_may_not_write_files_from_a_worker_thread(how, tmp_path):
+    """A worker thread (joblib's threading backend) has no frame of the answer on its stack; the
+    guard refuses its writes and removals all the same: nothing is written or removed."""
+    path, keep = tmp_path / "written.py", tmp_path / "keep"
+    keep.mkdir()
+    (keep / "data.txt").write_text("x")
+    source = THREADED[how].replace("{path!r}", repr(str(path))).replace("{keep!r}", repr(str(keep)))
+    out = grading.isolated_check("check_auroc", "my_auroc", source, limit_s=120)
+    assert not out["passed"], out["message"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"] and (keep / "data.txt").exists()
+
+
+def test_a_copy_of_the_reference_from_another_file_is_caught(tmp_path):
+    """A copy of the reference's module loaded from another file (another path, the same code)
+    runs the reference's bytecode under its name: the profile hook catches it by its code."""
+    import importlib.util
+
+    from helpers import checks, metrics
+
+    copy = tmp_path / "elsewhere.py"
+    copy.write_text(Path(metrics.__file__).read_text())
+    spec = importlib.util.spec_from_file_location("metrics_elsewhere", copy)
+    again = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(again)
+    with pytest.raises(checks.CheckFailed, match="write it yourself"):
+        checks.check_auroc(lambda y, s: again.auroc(y, s))
+
+
+def test_an_earlier_exercise_named_only_in_a_comment_is_not_sent():
+    """Only a use of the name in code sends the earlier exercise's cell: a comment or a docstring
+    that mentions it does not (that cell's mistakes stay its own)."""
+    assert grading.names("def my_mcc(y, p):\n    return my_auroc(y, p)\n", "my_auroc")
+    assert not grading.names('def my_mcc(y, p):\n    """unlike my_auroc"""\n    # not my_auroc\n    return 0.0\n', "my_auroc")
+
+
+def test_a_cell_ipython_cannot_transform_defines_nothing(tmp_path):
+    """A scratch cell with an indentation error fails alone in the kernel; the grader reads the
+    notebook all the same, and finds the answer in the cell that defines it."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("if True:\n        x = 1\n    y = 2"),
+                nbformat.v4.new_code_cell("def my_auroc(y, scores):\n    return 0.5\n")]
+    path = tmp_path / "01_data_and_model.ipynb"
+    nbformat.write(nb, path)
+    cells = grade.notebook_cells(path)
+    assert [i for i, _ in cells] == [0, 1] and cells[0][1] == ""
+    assert grade.answer_cell(cells, "my_auroc")[0] == 1
+
+
 @pytest.mark.parametrize("how", WRITES)
 def test_the_answer_may_not_write_files(how, tmp_path):
     """The guard refuses opening a file for writing while the answer's code runs (also when
@@ -722,7 +791,8 @@ def test_grade_folder_counts_the_isolated_checks_run_before_any_otter_run(tmp_pa
 
     def otter(notebook, zip_path, *, secret, timeout_s):
         events.append(("otter", nbformat.read(notebook, as_version=4).cells[0].source.split()[-1]))
-        return {"scores": {"ch01_auroc": (2.0, 2.0)}, "output": "forged", "status": "graded"}
+        assert secret != "a-secret-0123" and len(secret) >= 8  # the kernel runs the student's code: a throwaway
+        return {"scores": {"ch01_auroc": (2.0, 2.0)}, "output": "forged, printed by the kernel", "status": "graded"}
 
     monkeypatch.setattr(grade, "isolated_results", isolated)
     monkeypatch.setattr(grade, "run_otter", otter)
@@ -731,3 +801,6 @@ def test_grade_folder_counts_the_isolated_checks_run_before_any_otter_run(tmp_pa
     assert [(r["ch01_auroc"], r["total"], r["max"], r["otter"]) for r in rows] == [(0.0, 0.0, 2.0, "2"), (1.0, 1.0, 2.0, "2")]
     text = (tmp_path / "fb" / "alice" / "01_data_and_model.txt").read_text()
     assert "Otter's run of the notebook gave 2 (graded), more than the isolated checks: not counted" in text
+    # what the kernel printed reaches the instructor's file only, not the feedback handed out
+    assert "printed by the kernel" not in text
+    assert (tmp_path / "fb" / "alice" / "01_data_and_model.otter.txt").read_text().startswith("forged, printed")

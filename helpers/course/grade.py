@@ -29,11 +29,13 @@ autograder of the chapter its file name names (`DIST/<chapter>/autograder/*.zip`
 
 Writes the gradebook (one row per submission, one column per exercise, then total, maximum and
 Otter's total) and one feedback file per submission (each test's isolated result with the
-check's sentence and the cells it graded, then Otter's report). `--timeout-s` stops `otter run`;
+check's sentence and the cells it graded; Otter's report goes to `<submission>.otter.txt` beside
+it, for the instructor only). `--timeout-s` stops `otter run`;
 each isolated check stops at its own limit (`--limit-s` of the build, read from the test). The
-grading secret (`DIST/grading_secret.txt`, written by the build) reaches Otter's tests only
-through the environment of `otter run` (`COURSE_GRADING_SALT`); each check's process gets the
-seed drawn from it, not the secret."""
+grading secret (`DIST/grading_secret.txt`, written by the build) stays in this process: each
+check's process gets the seed drawn from it, not the secret, and `otter run`, whose kernel runs
+the student's code, gets a throwaway secret (`COURSE_GRADING_SALT`), so its hidden cases are
+other draws than the counted ones."""
 
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ import doctest
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -107,6 +110,9 @@ def autograder_tests(zip_path: Path) -> dict[str, list[dict]]:
     return out
 
 
+MAX_CELL_CHARS = 50_000  # a longer cell is read as defining nothing (an answer cell is a few kB)
+
+
 def notebook_cells(notebook: Path) -> list[tuple[int, str]]:
     """The code cells `otter run` executes (not those tagged `otter_ignore`), as (index in the
     notebook, source as IPython runs it: magics become calls, as in the kernel's `linecache`)."""
@@ -124,7 +130,14 @@ def notebook_cells(notebook: Path) -> list[tuple[int, str]]:
         meta = cell.get("metadata", {})
         if cell.get("cell_type") != "code" or OTTER_IGNORE in meta.get("tags", []) or meta.get("otter", {}).get("ignore"):
             continue
-        out.append((i, transform(cell.get("source", ""))))
+        text = cell.get("source", "")
+        if len(text) > MAX_CELL_CHARS:  # IPython's magics pass re-reads a cell per magic: bounded work only
+            out.append((i, ""))
+            continue
+        try:
+            out.append((i, transform(text)))
+        except Exception:  # noqa: BLE001  (the kernel fails this one cell, e.g. an IndentationError: it defines nothing)
+            out.append((i, ""))
     return out
 
 
@@ -133,8 +146,9 @@ def _defines(source: str, function: str) -> bool | None:
     for a cell that does not parse (the kernel runs none of it) but has a line `def <function>`."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
-        return None if re.search(rf"^\s*(async\s+)?def\s+{re.escape(function)}\b", source, re.M) else False
+    except (SyntaxError, ValueError, MemoryError, RecursionError):  # the kernel runs none of such a cell
+        # [ \t]*, not \s*: with re.M, \s* also eats newlines and the search turns quadratic on long cells
+        return None if re.search(rf"^[ \t]*(async[ \t]+)?def[ \t]+{re.escape(function)}\b", source, re.M) else False
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == function:
             return True
@@ -176,9 +190,9 @@ def isolated_results(cells: list[tuple[int, str]], tests: dict[str, list[dict]],
             used = sorted({i for i, _ in earlier} | {answer[0]})
             try:
                 seed = source_seed(source, secret) if case["hidden"] else None
-            except SyntaxError as e:
+            except (SyntaxError, ValueError, MemoryError, RecursionError) as e:  # this answer only, not the notebook
                 out[question].append({**case, "cells": used, "passed": False,
-                                      "message": f"{check}: your cell does not parse: {e}"})
+                                      "message": f"{check}: your cell could not be read ({type(e).__name__}: {str(e)[:200]})"})
                 continue
             result = isolated_check(check, function, source, seed=seed, limit_s=case["limit_s"])
             out[question].append({**case, "cells": used, **result})
@@ -250,11 +264,15 @@ def report(checked: dict, otter: dict) -> dict:
             lines.append(f"- Otter's run of the notebook gave {by_otter:g} ({otter['status']}), "
                          + ("more than the isolated checks: not counted (code in the notebook's kernel can forge "
                             "Otter's result)" if by_otter > scores[question][0] else
-                            "less than the isolated checks: not counted (see Otter's report below)"))
+                            "less than the isolated checks: not counted (its hidden cases are other draws; "
+                            "the instructor has its report)"))
         lines.append("")
-    lines += ["# Otter's report (from the notebook's own kernel; reported, not counted)", "", otter["output"]]
+    # Otter's own report is the kernel's output, which the student's code controls (it could print a file
+    # it read): it goes to the instructor's file, not into the feedback
+    lines += [f"Otter's run of the notebook (its own kernel; reported, not counted): {otter['status']}."]
     total = sum(s for s, _ in otter["scores"].values())
     return {"scores": scores, "feedback": "\n".join(lines), "status": "error" if checked["unreadable"] else "graded",
+            "otter_report": otter.get("output", ""),
             "otter": f"{total:g}" if otter["status"] == "graded" else otter["status"]}
 
 
@@ -262,7 +280,7 @@ def grade_one(notebook: Path, zip_path: Path, *, secret: str, timeout_s: int = 1
     """Grade one notebook (see the module's docstring): its isolated checks (`check_one`) first,
     before any of its code runs outside a check's process, then `run_otter`; see `report`."""
     checked = check_one(notebook, autograder_tests(zip_path), secret=secret)
-    return report(checked, run_otter(notebook, zip_path, secret=secret, timeout_s=timeout_s))
+    return report(checked, run_otter(notebook, zip_path, secret=secrets.token_hex(16), timeout_s=timeout_s))
 
 
 def grade_folder(submissions: Path, autograders: Path, *, out: Path, feedback: Path, timeout_s: int = 1800,
@@ -291,6 +309,8 @@ def grade_folder(submissions: Path, autograders: Path, *, out: Path, feedback: P
             checked.append((nb, zip_path, check_one(nb, autograder_tests(zip_path), secret=secret)))
         except ValueError as e:
             checked.append((nb, None, str(e)))
+        except Exception as e:  # noqa: BLE001  (one hostile or broken notebook must not stop the others)
+            checked.append((nb, None, f"the notebook could not be graded ({type(e).__name__}: {str(e)[:300]})"))
         print(f"{nb.relative_to(submissions).with_suffix('')}: checked", flush=True)
     rows, columns = [], []
     for nb, zip_path, result in checked:  # 2. otter run on each, reported beside the checks
@@ -298,7 +318,9 @@ def grade_folder(submissions: Path, autograders: Path, *, out: Path, feedback: P
         if zip_path is None:
             result = {"scores": {}, "feedback": result, "status": "error", "otter": ""}
         else:
-            result = report(result, run_otter(nb, zip_path, secret=secret, timeout_s=timeout_s))
+            # Otter's result is not counted, so its kernel (the student's code) gets a throwaway secret,
+            # never the real one: its hidden cases are other draws than the counted ones
+            result = report(result, run_otter(nb, zip_path, secret=secrets.token_hex(16), timeout_s=timeout_s))
         row = {"submission": ident, "chapter": nb.stem, "status": result["status"]}
         for name, (score, _) in result["scores"].items():
             row[name] = score
@@ -311,6 +333,8 @@ def grade_folder(submissions: Path, autograders: Path, *, out: Path, feedback: P
         path = Path(feedback) / f"{ident}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"# {ident}: {row['total']:g} / {row['max']:g} ({result['status']})\n\n{result['feedback']}\n")
+        if result.get("otter_report"):  # for the instructor only: the student's kernel wrote it
+            path.with_suffix(".otter.txt").write_text(result["otter_report"] + "\n")
         print(f"{ident}: {row['total']:g} / {row['max']:g} ({result['status']}; otter run: {row['otter']})", flush=True)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

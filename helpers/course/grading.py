@@ -5,10 +5,11 @@ The test cell loads this file afresh (`runpy.run_path`, so a submission that rep
 `helpers.course.grading.run_check` in its kernel changes nothing) and calls
 `run_check(check, my_function, hidden=..., limit_s=...)`. `run_check` finds the source of the
 cell that defined the function, sends it to the sandbox with the seed of the cases (the book's
-for the public test; for the hidden test a seed drawn from the graded source and the grading
-secret, which `python -m helpers.course.grade` passes in the environment variable
-`COURSE_GRADING_SALT` and which is never written into the autograder zip), and kills the
-process at the time limit. The sandbox gets the seed, not the secret.
+for the public test; for the hidden test a seed drawn from the graded source and the secret in
+the environment variable `COURSE_GRADING_SALT`: `python -m helpers.course.grade` gives Otter's
+kernel a throwaway one, as Otter's result is not counted, and the grading secret is never
+written into the autograder zip), and kills the process at the time limit. The sandbox gets
+the seed, not the secret.
 
 A failing check raises `AssertionError` with the check's sentence: Otter records the test as
 failed and shows the sentence; in the student's copy `grader.check("...")` displays it
@@ -29,6 +30,7 @@ import re
 import secrets
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,8 +53,14 @@ def cell_source(student: Callable) -> str:
 
 
 def names(source: str, name: str) -> bool:
-    """Whether `source` mentions `name` as a whole word (an answer that may call an earlier exercise's function)."""
-    return re.search(rf"\b{re.escape(name)}\b", source) is not None
+    """Whether the code of `source` uses the name `name` (an answer that may call an earlier
+    exercise's function); comments and strings do not count. A source that does not parse:
+    whether it mentions `name` as a whole word."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return re.search(rf"\b{re.escape(name)}\b", source) is not None
+    return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(tree))
 
 
 def with_earlier(source: str, earlier: list[str]) -> str:
@@ -78,11 +86,14 @@ def isolated_check(name: str, function: str, source: str, *, seed: int | None = 
     request = json.dumps({"check": name, "function": function, "source": source, "seed": seed, "nonce": nonce})
     env = {k: v for k, v in os.environ.items() if k != SALT_ENV}
     boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from helpers.course.sandbox import main; main()"
-    try:
-        proc = subprocess.run([sys.executable, "-I", "-c", boot], input=request, capture_output=True, text=True,
-                              timeout=limit_s, cwd=ROOT, env=env)
-    except subprocess.TimeoutExpired:
-        return {"passed": False, "message": f"{name}: stopped after the time limit of {limit_s} s"}
+    # an empty working folder: relative paths in the answer name nothing of the course (its code, the
+    # grading secret in dist/)
+    with tempfile.TemporaryDirectory(prefix="check_") as work:
+        try:
+            proc = subprocess.run([sys.executable, "-I", "-c", boot], input=request, capture_output=True, text=True,
+                                  timeout=limit_s, cwd=work, env=env)
+        except subprocess.TimeoutExpired:
+            return {"passed": False, "message": f"{name}: stopped after the time limit of {limit_s} s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(nonce + " "):
             result = json.loads(line[len(nonce) + 1:])

@@ -8,8 +8,9 @@ the answer cell only its imports and its function and class definitions (`filter
 top-level statements that patch things never run here), refuses sources that reach into the
 interpreter (`lint`: frames, closures, `__code__`, `getattr`, `sys`, `os`, `inspect`, ...,
 also handed out by an allowed package, and `banned_modules_in` after the cell is defined),
-installs an audit hook that refuses frames, signals, other processes and writing files while the
-answer's code is on the stack (`install_guard`; not a sandbox), runs the check with `seed` on the
+installs an audit hook that refuses frames and signals while the answer's code is on the stack,
+and writing, renaming or removing files and starting processes on every thread once the cell
+runs (`install_guard`; not a sandbox), runs the check with `seed` on the
 function (whose outputs the check converts to plain data at once: `checks._common._plain`), and
 writes `<nonce> {"passed": bool, "message": str}` to a private copy of its standard output (the
 student's prints go to stderr). The caller (`helpers.course.grading.isolated_check`) enforces the
@@ -31,7 +32,9 @@ BANNED_MODULES = frozenset({
     "codeop", "traceback", "atexit", "faulthandler", "resource", "dis", "linecache", "_thread", "pdb",
     "weakref", "copyreg", "tempfile", "glob", "posix", "pty", "asyncio", "concurrent", "dill",
     "cloudpickle", "otter", "IPython", "ipykernel", "sysconfig", "site", "zipimport", "pkgutil", "tracemalloc",
-    "unittest", "pytest", "ast",
+    "unittest", "pytest", "ast", "pydoc", "imp", "sqlite3", "zipfile", "tarfile", "shelve", "dbm", "mmap",
+    "greenlet", "psutil", "pyarrow", "array_record", "zmq", "timeit", "doctest", "trace", "profile", "cProfile",
+    "logging",
 })
 BANNED_COURSE = ("helpers.course", "helpers.checks")
 # Attributes refused besides `_...`, the banned names and the banned modules' names (`numpy.f2py.os`).
@@ -41,7 +44,7 @@ WHY_MODULE = ("grading runs your function alone, in a process it must not reach 
 BANNED_NAMES = frozenset({
     "eval", "exec", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr", "delattr",
     "open", "exit", "quit", "breakpoint", "help", "SystemExit", "KeyboardInterrupt", "BaseException",
-    "memoryview", "attrgetter", "methodcaller",
+    "memoryview", "attrgetter", "methodcaller", "Formatter", "get_field",
 })
 
 
@@ -262,8 +265,14 @@ REFUSED_EVENTS = frozenset({
     "os.rename", "os.remove", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.truncate", "os.chmod",
     "os.chown", "os.utime", "os.chflags", "os.lchflags", "os.removexattr", "os.setxattr", "shutil.copyfile",
     "shutil.copymode", "shutil.copystat", "shutil.copytree", "shutil.move", "shutil.rmtree", "shutil.make_archive",
-    "shutil.unpack_archive",
+    "shutil.unpack_archive", "sqlite3.connect",
 })
+# Of those, what writes files or starts processes: refused on every thread from the moment the
+# answer's cell runs, answer on the stack or not (a library's worker thread, a greenlet or a
+# finalizer runs the answer's calls with no frame of the answer on its stack), besides opening a
+# file for writing or by descriptor.
+PROCESS_FILE_EVENTS = frozenset(e for e in REFUSED_EVENTS if e.split(".")[0] in ("os", "subprocess", "pty", "shutil",
+                                                                                 "signal", "socket", "sqlite3"))
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND  # `open` for writing (its audit flags)
 REFUSED: list[str] = []  # the events refused since the guard was installed (the answer may catch the error)
 
@@ -277,7 +286,10 @@ def install_guard(namespace: dict) -> None:
     stack, the events `REFUSED_EVENTS` (also renaming, removing and copying files), the frame
     attributes `FRAME_ATTRIBUTES` (`inspect.stack`, `inspect.currentframe`, a traceback's or
     generator's frame), `open` of a file descriptor and `open` of a file for writing raise
-    `Refused` and are recorded in `REFUSED` (grading then fails the answer). A hook cannot be
+    `Refused` and are recorded in `REFUSED` (grading then fails the answer). On every thread,
+    writing, renaming or removing files and the process events
+    (`PROCESS_FILE_EVENTS`) are refused from the moment the guard is installed, answer on the
+    stack or not (a library's worker thread, a greenlet, a finalizer). A hook cannot be
     removed: this process grades one answer and exits. Not a sandbox: it closes the routes the
     review found, not every route."""
     busy = [False]
@@ -312,16 +324,31 @@ def install_guard(namespace: dict) -> None:
             what = f"`{event}`"
         else:
             return
-        busy[0] = True
-        try:
-            mine = answer_on_stack(event)
-        finally:
-            busy[0] = False
+        if event == "open" or event in PROCESS_FILE_EVENTS:
+            # on any thread, answer on the stack or not (a worker thread, a greenlet, a finalizer that runs
+            # after the answer returned): the grader itself writes and starts nothing once the cell runs
+            mine = True
+        elif event == "sys.setprofile" and _forbidden_tripped():
+            mine = False  # the profiler removed after a "write it yourself" raise: that message, not this one
+        else:
+            busy[0] = True
+            try:
+                mine = answer_on_stack(event)
+            finally:
+                busy[0] = False
         if mine:
             REFUSED.append(what)
             raise Refused(f"grading refuses {what}: your function may not reach into the interpreter or the process")
 
     sys.addaudithook(hook)
+
+
+def _forbidden_tripped() -> bool:
+    """Whether a forbidden helper was called (`checks._common.forbid`): CPython then removes the
+    profile hook, an event that is not the answer's doing."""
+    from helpers.course.checks import _common
+
+    return bool(_common._TRIPPED)
 
 
 def _explain(error: BaseException, dropped: dict[str, str]) -> str:
@@ -376,6 +403,9 @@ def grade(request: dict) -> dict:
     extra = _check_imports(module.__file__)
     snap = _snapshot(extra)
     sys.dont_write_bytecode = True  # an import the answer makes writes no `.pyc` (the guard refuses writing files)
+    import tempfile
+
+    tempfile.gettempdir()  # probed (by writing a file) now, not by a library imported while the answer runs
     install_guard(namespace)
     try:
         exec(compile(graded, "<answer cell>", "exec"), namespace)

@@ -161,19 +161,35 @@ def _functions(obj) -> list:
     return out
 
 
-def _profile_hook(keys: dict):
+def _code_key(code) -> tuple:
+    """What makes two functions' code the same wherever it was loaded from: bytecode, constants
+    (nested code by its own key: a code object compares with its line numbers), names and
+    qualified name; not the file or the lines."""
+    consts = tuple(_code_key(c) if isinstance(c, type(code)) else c for c in code.co_consts)
+    return code.co_code, consts, code.co_names, code.co_qualname
+
+
+def _profile_hook(keys: dict, codes: dict | None = None):
     """A `sys.setprofile` hook that raises `WriteItYourself` when a Python function whose
     (source file, qualified name) is in `keys` is entered: copies of a forbidden function
     (`types.FunctionType(f.__code__, ...)`, a second import of its module from the same file)
-    run code from that file under that name, so they are caught too."""
+    run code from that file under that name, so they are caught too; so are copies loaded from
+    another spelling of the file's path (the real path is compared) or from another file with
+    the same code (`codes`: `_code_key` -> message)."""
+    import os
+
     names = {qualname.rsplit(".", 1)[-1] for _, qualname in keys}
+    real = {(os.path.realpath(f), q): m for (f, q), m in keys.items()}
+    codes = codes or {}
 
     def hook(frame, event, arg):
         if event != "call":
             return
         code = frame.f_code
         if code.co_name in names:
-            message = keys.get((code.co_filename, code.co_qualname))
+            message = keys.get((code.co_filename, code.co_qualname)) \
+                or codes.get(_code_key(code)) \
+                or real.get((os.path.realpath(code.co_filename), code.co_qualname))
             if message is not None:
                 _TRIPPED.append(message)
                 raise WriteItYourself(message)
@@ -193,7 +209,7 @@ def forbid(*helpers: Callable, exercise: str):
     (`sys.setprofile`) catches copies by source file and name."""
     import sys
 
-    saved, keys = [], {}
+    saved, keys, codes = [], {}, {}
     try:
         for helper in helpers:
             for fn in _functions(helper):
@@ -202,15 +218,21 @@ def forbid(*helpers: Callable, exercise: str):
                 if "<locals>" not in fn.__code__.co_qualname:  # a closure's code is shared by every closure its
                     # factory makes (JAX's api_boundary wrapper wraps jit, grad, vmap ...): only the swap covers it
                     keys[(fn.__code__.co_filename, fn.__code__.co_qualname)] = message
+                    codes[_code_key(fn.__code__)] = message
                 saved.append((fn, fn.__code__))
                 fn.__code__ = _raiser_code(message, len(fn.__code__.co_freevars))
         del _TRIPPED[:]
+        import threading
+
         previous = sys.getprofile()
-        sys.setprofile(_profile_hook(keys) if keys else previous)
+        hook = _profile_hook(keys, codes) if keys else previous
+        sys.setprofile(hook)
+        threading.setprofile(hook)  # threads started while the block runs (a pool running a copy) too
         try:
             yield
         finally:
             sys.setprofile(previous)
+            threading.setprofile(None)
     finally:
         for fn, code in reversed(saved):
             fn.__code__ = code

@@ -31,11 +31,14 @@ def _shuffled(y, s, rng, seed):
 # are off limits in the AUROC exercise (see `_auroc_forbidden`; besides the course's `metrics.auroc`
 # and `metrics.roc_curve`, whose area is the AUROC): scikit-learn's ROC curve and its
 # other forms (DET: 1 - FNR against FPR; the confusion matrix at every threshold, public from
-# scikit-learn 1.8), and SciPy's Mann-Whitney U (U / (n1 n0) is the AUROC) and Somers' D
-# (2 AUROC - 1 for 0/1 labels). `scipy.stats.rankdata` stays allowed: a building block.
+# scikit-learn 1.8; the precision-recall curve), and SciPy's Mann-Whitney U (U / (n1 n0) is the
+# AUROC), Somers' D (`somersd(y, scores).statistic` is 2 AUROC - 1 for 0/1 labels), the rank-sum
+# test (its z gives U back exactly) and Kendall's tau-c (0.5 + tau_c n^2 / (8 n1 n0) is the AUROC).
+# Those of them `scipy.stats.mstats` has too (masked arrays). `scipy.stats.rankdata` stays allowed: a
+# building block.
 SKLEARN_AUROC = ("roc_auc_score", "roc_curve", "auc", "det_curve", "precision_recall_curve",
                  "confusion_matrix_at_thresholds")
-SCIPY_AUROC = ("mannwhitneyu", "somersd")
+SCIPY_AUROC = ("mannwhitneyu", "somersd", "ranksums", "kendalltau")
 
 
 def _auroc_forbidden() -> tuple:
@@ -46,7 +49,10 @@ def _auroc_forbidden() -> tuple:
 
     from helpers import metrics
 
-    found = [getattr(sklearn.metrics, n, None) for n in SKLEARN_AUROC] + [getattr(scipy.stats, n, None) for n in SCIPY_AUROC]
+    import scipy.stats.mstats
+
+    found = [getattr(sklearn.metrics, n, None) for n in SKLEARN_AUROC] + [getattr(scipy.stats, n, None) for n in SCIPY_AUROC] \
+        + [getattr(scipy.stats.mstats, n, None) for n in SCIPY_AUROC]  # the masked-array versions too
     return (metrics.auroc, metrics.roc_curve, *(f for f in found if f is not None))
 
 
@@ -54,7 +60,7 @@ def check_auroc(student: Callable, *, seed: int | None = None) -> str:
     """`student(y [N] in {0, 1}, scores [N]) -> AUROC`. Cases by hand (perfect, reversed,
     all tied, one swapped pair) and random scores with ties against `metrics.auroc`; the
     course's `metrics.auroc` and `metrics.roc_curve`, scikit-learn's ROC curves (`roc_auc_score`, `roc_curve`, `auc`,
-    `det_curve`, ...) and SciPy's `mannwhitneyu` and `somersd` (see `SKLEARN_AUROC`,
+    `det_curve`, ...) and SciPy's `mannwhitneyu`, `somersd`, `ranksums` and `kendalltau` (see `SKLEARN_AUROC`,
     `SCIPY_AUROC`) are off limits while yours runs: "write it yourself"."""
     from helpers import metrics
 
