@@ -19,7 +19,8 @@ autograder of the chapter its file name names (`DIST/<chapter>/autograder/*.zip`
    drawn from that source and the grading secret. A question scores the points of the tests
    whose isolated check passed.
 2. `otter run` in a fresh process, as Otter grades (the student-facing `grader.check` runs the
-   same tests): reported in the feedback and in the gradebook's `otter` column, never counted.
+   same tests): its total in the gradebook's `otter` column, its report in the instructor's
+   `.otter.txt` file, never counted.
    It executes the whole notebook, so the student's own cells run in the process that then
    runs the test cells, and can forge what it reports (replace `subprocess.run`,
    `secrets.token_hex` or `linecache` there); they also run with the instructor's rights (they
@@ -144,9 +145,11 @@ def notebook_cells(notebook: Path) -> list[tuple[int, str]]:
 def _defines(source: str, function: str) -> bool | None:
     """Whether a cell binds `function` at top level (`def`, `class`, `import ... as`); None
     for a cell that does not parse (the kernel runs none of it) but has a line `def <function>`."""
+    from helpers.course.grading import UNREADABLE
+
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):  # the kernel runs none of such a cell
+    except UNREADABLE:  # the kernel runs none of such a cell
         # [ \t]*, not \s*: with re.M, \s* also eats newlines and the search turns quadratic on long cells
         return None if re.search(rf"^[ \t]*(async[ \t]+)?def[ \t]+{re.escape(function)}\b", source, re.M) else False
     for node in tree.body:
@@ -172,7 +175,7 @@ def isolated_results(cells: list[tuple[int, str]], tests: dict[str, list[dict]],
     """Every case of `tests` (see `autograder_tests`) run by `grading.isolated_check` on the
     answer cells of `cells`, with the same source and seed as Otter's test cell would use:
     question -> [{**case, "passed", "message", "cells"}] (`cells`: the notebook indices graded)."""
-    from helpers.course.grading import isolated_check, names, with_earlier
+    from helpers.course.grading import UNREADABLE, isolated_check, names, with_earlier
     from helpers.course.sandbox import source_seed
 
     out = {}
@@ -190,7 +193,7 @@ def isolated_results(cells: list[tuple[int, str]], tests: dict[str, list[dict]],
             used = sorted({i for i, _ in earlier} | {answer[0]})
             try:
                 seed = source_seed(source, secret) if case["hidden"] else None
-            except (SyntaxError, ValueError, MemoryError, RecursionError) as e:  # this answer only, not the notebook
+            except UNREADABLE as e:  # this answer only, not the notebook
                 out[question].append({**case, "cells": used, "passed": False,
                                       "message": f"{check}: your cell could not be read ({type(e).__name__}: {str(e)[:200]})"})
                 continue
@@ -200,8 +203,8 @@ def isolated_results(cells: list[tuple[int, str]], tests: dict[str, list[dict]],
 
 
 def run_otter(notebook: Path, zip_path: Path, *, secret: str, timeout_s: int = 1800) -> dict:
-    """Run `otter run` on one notebook in a fresh process, with the grading `secret` in its
-    environment; returns {"scores": {question: (score, max)}, "output": Otter's report,
+    """Run `otter run` on one notebook in a fresh process, with `secret` in its environment
+    (`grade_one` and `grade_folder` pass a throwaway: the kernel runs the student's code); returns {"scores": {question: (score, max)}, "output": Otter's report,
     "status": "graded" | "timeout" | "error"}."""
     from helpers.course.grading import ROOT, SALT_ENV
 

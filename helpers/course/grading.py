@@ -52,13 +52,16 @@ def cell_source(student: Callable) -> str:
     return "".join(lines)
 
 
+UNREADABLE = (SyntaxError, ValueError, MemoryError, RecursionError)  # what `ast` raises on a hostile cell's text
+
+
 def names(source: str, name: str) -> bool:
     """Whether the code of `source` uses the name `name` (an answer that may call an earlier
     exercise's function); comments and strings do not count. A source that does not parse:
     whether it mentions `name` as a whole word."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
+    except UNREADABLE:
         return re.search(rf"\b{re.escape(name)}\b", source) is not None
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(tree))
 
