@@ -42,10 +42,6 @@ def _book_auroc_cases() -> dict:
 ANSWERS = {  # submission -> {function: source of its answer cell}; absent: the book's solution; "STUB": the template
     "correct": {},
     "stub": {"my_auroc": "STUB", "my_mcc": "STUB"},
-    "mistakes": {  # ties counted as wins; accuracy instead of MCC
-        "my_auroc": "def my_auroc(y, scores):\n    pos, neg = scores[y == 1], scores[y == 0]\n"
-                    "    return float((pos[:, None] >= neg[None, :]).mean())\n",
-        "my_mcc": "def my_mcc(y, pred):\n    return float(np.mean(np.asarray(y) == np.asarray(pred)))\n"},
     "cheats": {  # a monkeypatched check with a wrong answer; the course's own MCC
         "my_auroc": "from helpers import checks\nfrom helpers.course.checks import _common, ch01\n"
                     "checks.check_auroc = ch01.check_auroc = lambda f, **k: 'AUROC: all cases pass'\n"
@@ -53,9 +49,12 @@ ANSWERS = {  # submission -> {function: source of its answer cell}; absent: the 
                     "def my_auroc(y, scores):\n    return 0.5\n",
         "my_mcc": "from helpers import metrics\n\ndef my_mcc(y, pred):\n"
                   "    return metrics.classification_metrics(y, 2.0 * pred - 1.0)['mcc']\n"},
-    "lookup": {  # the book's cases hard-coded (inside the function: top-level statements are not graded); MCC correct
+    # the book's AUROC cases hard-coded (inside the function: top-level statements are not graded); a plain
+    # mistake for the MCC (accuracy instead); ties counted as wins, the other plain mistake, is in tests/test_checks.py
+    "lookup": {
         "my_auroc": "def my_auroc(y, scores):\n    answers = {table!r}\n"
-                    "    return answers.get(repr((np.asarray(y).tolist(), np.asarray(scores).tolist())), 0.5)\n"},
+                    "    return answers.get(repr((np.asarray(y).tolist(), np.asarray(scores).tolist())), 0.5)\n",
+        "my_mcc": "def my_mcc(y, pred):\n    return float(np.mean(np.asarray(y) == np.asarray(pred)))\n"},
     # Forging through the student's kernel: a cell of its own (not an answer cell) before the answers, run by
     # `otter run` in the process that then runs the test cells. Both pass every Otter test of these wrong answers.
     "forged-result": {  # the freshly loaded grading.py takes `secrets` and `subprocess` from sys.modules
@@ -71,7 +70,7 @@ ANSWERS = {  # submission -> {function: source of its answer cell}; absent: the 
                 "    return book[name].splitlines(True) if name else lines\n\n"
                 "linecache.getlines = forged\n"},
 }
-EXPECTED = {"correct": (2, 2), "stub": (0, 0), "mistakes": (0, 0), "cheats": (0, 0), "lookup": (1, 2),
+EXPECTED = {"correct": (2, 2), "stub": (0, 0), "cheats": (0, 0), "lookup": (1, 0),
             "forged-result": (0, 0), "forged-source": (0, 0)}
 
 
