@@ -49,7 +49,7 @@ def test_strip_notebook_replaces_only_solution_cells():
 
 @pytest.mark.slow
 def test_stripped_chapter_runs_up_to_its_exercise(tmp_path):
-    # chapter 10: the cheapest run up to its first exercise (25 s here; chapter 7's took 44 s)
+    # chapter 10: the cheapest run up to its first exercise (25 s on 2026-12-03; chapter 7's took 44 s)
     homework.main([str(tmp_path), str(homework.ROOT / "chapters" / "10_counterfactuals.ipynb")])
     nb = nbformat.read(tmp_path / "10_counterfactuals.ipynb", as_version=4)
     exercise = next(i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", []))
