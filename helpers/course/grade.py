@@ -204,7 +204,8 @@ def isolated_results(cells: list[tuple[int, str]], tests: dict[str, list[dict]],
 
 def run_otter(notebook: Path, zip_path: Path, *, secret: str, timeout_s: int = 1800) -> dict:
     """Run `otter run` on one notebook in a fresh process, with `secret` in its environment
-    (`grade_one` and `grade_folder` pass a throwaway: the kernel runs the student's code); returns {"scores": {question: (score, max)}, "output": Otter's report,
+    (`grade_one` and `grade_folder` pass a throwaway: the kernel runs the student's code);
+    returns {"scores": {question: (score, max)}, "output": Otter's report,
     "status": "graded" | "timeout" | "error"}."""
     from helpers.course.grading import ROOT, SALT_ENV
 
